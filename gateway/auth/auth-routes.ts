@@ -1,0 +1,134 @@
+/**
+ * The browser-facing login lifecycle: `/bff/login`, `/bff/callback`,
+ * `/bff/user` and `/bff/logout`.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { IdpUnavailable, InvalidReturnTo, InvalidState, LoginFailed, Unauthenticated } from '../errors.js'
+import type { Audit } from '../audit.js'
+import type { ActiveSession } from '../session/sessions.js'
+import { parseReturnTo } from './return-to.js'
+import { OidcRejectedError, type OidcClient } from './oidc-client.js'
+import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
+import { profileClaims, rolesFrom } from './claims.js'
+
+export interface AuthRoutesOptions {
+  oidc: OidcClient
+  publicUrl: string
+  rolesClaim: string
+  /** Name of the short-lived cookie that binds a login to the browser that started it. */
+  loginCookieName: string
+  secureCookies: boolean
+  audit: Audit
+  /** Revokes the session's refresh token at the IdP (bounded wait); failures are logged, never surfaced. */
+  revokeRefreshToken: (session: ActiveSession, log: FastifyRequest['log']) => Promise<void>
+}
+
+const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store')
+
+async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
+  const { oidc, audit } = options
+  const loginCookie = {
+    httpOnly: true,
+    secure: options.secureCookies,
+    // Lax, not Strict: the IdP's redirect back to /bff/callback is a cross-site top-level navigation.
+    sameSite: 'lax' as const,
+    path: '/',
+    maxAge: LOGIN_STATE_TTL_SECONDS,
+  }
+
+  app.get<{ Querystring: { returnTo?: string } }>('/bff/login', {
+    config: { crossSiteAllowed: true },
+  }, async (request, reply) => {
+    const returnTo = parseReturnTo(typeof request.query.returnTo === 'string' ? request.query.returnTo : undefined)
+    if (!returnTo.ok) throw new InvalidReturnTo()
+    const binding = bindingFor(request.cookies[options.loginCookieName])
+    const challenge = oidc.newLoginChallenge()
+    const url = await oidc.authorizationUrl(challenge)
+    await savePendingLogin(app.sessions.store, binding, challenge, returnTo.path)
+    noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
+    return reply.redirect(url.href, 302)
+  })
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/bff/callback', {
+    config: { crossSiteAllowed: true },
+  }, async (request, reply) => {
+    const state = typeof request.query.state === 'string' ? request.query.state : ''
+    const pending = await takePendingLogin(app.sessions.store, state, request.cookies[options.loginCookieName])
+    if (!pending) {
+      audit('login_failed', { reason: 'invalid_state', ip: request.ip })
+      throw new InvalidState()
+    }
+    let tokens
+    try {
+      tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
+    } catch (error) {
+      if (error instanceof IdpUnavailable) throw error
+      const reason = error instanceof OidcRejectedError ? error.oauthError : 'invalid_response'
+      audit('login_failed', { reason, ip: request.ip })
+      throw new LoginFailed({ cause: error })
+    }
+    const claims = tokens.idTokenClaims ?? {}
+    const sub = typeof claims.sub === 'string' ? claims.sub : undefined
+    if (!sub) throw new LoginFailed()
+
+    // A new id at every login (fixation): whatever session this browser had ends here.
+    const previous = await request.loadSession()
+    if (previous) await app.sessions.destroy(previous.handle)
+
+    const { session, cookieValue, maxAgeSeconds } = await app.sessions.create({
+      sub,
+      ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}),
+      ip: request.ip,
+      userAgent: request.headers['user-agent'] ?? '',
+    }, {
+      accessToken: tokens.accessToken,
+      ...(tokens.refreshToken ? { refreshToken: tokens.refreshToken } : {}),
+      ...(tokens.idToken ? { idToken: tokens.idToken } : {}),
+      accessTokenExpiresAt: tokens.accessTokenExpiresAt,
+      claims: profileClaims(claims),
+      roles: rolesFrom(claims, options.rolesClaim),
+    })
+    request.useSession(session)
+    audit('login', { sub, session: session.handle, ip: request.ip })
+    noStore(reply).setSessionCookie(cookieValue, maxAgeSeconds)
+    return reply.redirect(pending.returnTo, 302)
+  })
+
+  app.get('/bff/user', async (request, reply) => {
+    const session = await request.loadSession()
+    if (!session) throw new Unauthenticated()
+    const { claims, roles, csrfToken } = session.secrets
+    noStore(reply)
+    return {
+      sub: session.meta.sub,
+      name: typeof claims.name === 'string' ? claims.name : null,
+      email: typeof claims.email === 'string' ? claims.email : null,
+      roles,
+      claims,
+      csrfToken,
+      expiresAt: new Date(session.meta.absoluteExpiresAt).toISOString(),
+      idleExpiresAt: new Date(session.idleExpiresAt).toISOString(),
+    }
+  })
+
+  app.post('/bff/logout', { config: { csrf: true } }, async (request, reply) => {
+    const session = await request.loadSession()
+    if (!session) throw new Unauthenticated()
+    await app.sessions.destroy(session.handle)
+    request.useSession(undefined)
+    await options.revokeRefreshToken(session, request.log)
+    audit('logout', { reason: 'user', sub: session.meta.sub, session: session.handle })
+    let logoutUrl: string | null = null
+    try {
+      // No id_token_hint: the URL goes to the browser, and no token ever does.
+      logoutUrl = (await oidc.endSessionUrl(undefined, `${options.publicUrl}/`)) ?? null
+    } catch (error) {
+      request.log.warn({ err: error }, 'end-session URL unavailable; local logout only')
+    }
+    noStore(reply).clearSessionCookie()
+    return { logoutUrl }
+  })
+}
+
+export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-csrf'] })

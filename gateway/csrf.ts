@@ -1,0 +1,83 @@
+/**
+ * The layered CSRF defence.
+ *
+ * 1. `Sec-Fetch-Site: cross-site` is refused on every endpoint except the three
+ *    that other sites legitimately reach (login, the IdP's callback redirect,
+ *    the IdP's back-channel POST), whatever the method.
+ * 2. On state-changing methods of protected routes, an `Origin` header, when
+ *    present, must be the gateway's own origin or an allowed one.
+ * 3. On those same requests, `X-CSRF-Token` must equal the session's token
+ *    (constant-time). A token per session, read from `/bff/user`, which a
+ *    cross-site page cannot read.
+ *
+ * Routes opt in through their config (`csrf: true`) and out of the fetch-site
+ * check with `crossSiteAllowed: true`; there is no global switch to turn it off.
+ */
+import { timingSafeEqual } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { Csrf, Unauthenticated } from './errors.js'
+
+export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+export const CSRF_HEADER = 'x-csrf-token'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Require the CSRF token and an allowed Origin on unsafe methods. */
+    csrf?: boolean
+    /** Skip the Sec-Fetch-Site check (endpoints other sites must reach). */
+    crossSiteAllowed?: boolean
+  }
+}
+
+export function tokensMatch (given: string | undefined, expected: string): boolean {
+  if (typeof given !== 'string') return false
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+export type CsrfVerdict = { ok: true } | { ok: false, reason: 'cross_site' | 'origin' | 'token' }
+
+export function checkFetchSite (secFetchSite: string | string[] | undefined): CsrfVerdict {
+  return secFetchSite === 'cross-site' ? { ok: false, reason: 'cross_site' } : { ok: true }
+}
+
+/** An absent Origin passes (older clients, same-origin GET-turned-POST); a present one must be allowed. */
+export function checkOrigin (origin: string | string[] | undefined, allowed: ReadonlySet<string>): CsrfVerdict {
+  if (origin === undefined) return { ok: true }
+  return typeof origin === 'string' && allowed.has(origin) ? { ok: true } : { ok: false, reason: 'origin' }
+}
+
+export interface CsrfOptions {
+  allowedOrigins: readonly string[]
+  onRefused?: (request: FastifyRequest, reason: string) => void
+}
+
+async function csrfPlugin (app: import('fastify').FastifyInstance, options: CsrfOptions) {
+  const allowed = new Set(options.allowedOrigins)
+  const refuse = (request: FastifyRequest, reason: string) => {
+    options.onRefused?.(request, reason)
+    return new Csrf()
+  }
+
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.crossSiteAllowed) return
+    const verdict = checkFetchSite(request.headers['sec-fetch-site'])
+    if (!verdict.ok) throw refuse(request, verdict.reason)
+  })
+
+  app.addHook('preHandler', async (request) => {
+    if (!request.routeOptions.config?.csrf || !UNSAFE_METHODS.has(request.method)) return
+    const origin = checkOrigin(request.headers.origin, allowed)
+    if (!origin.ok) throw refuse(request, origin.reason)
+    const session = await request.loadSession()
+    if (!session) throw new Unauthenticated()
+    const header = request.headers[CSRF_HEADER]
+    if (!tokensMatch(typeof header === 'string' ? header : undefined, session.secrets.csrfToken)) {
+      throw refuse(request, 'token')
+    }
+  })
+}
+
+export default fp(csrfPlugin, { name: 'bff-csrf', dependencies: ['bff-session'] })

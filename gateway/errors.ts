@@ -1,0 +1,40 @@
+/**
+ * Every error the gateway answers with, in one place.
+ *
+ * The public code a client sees is derived from the constructor's code:
+ * `BFF_SESSION_EXPIRED` → `"session_expired"`. Clients switch on that string,
+ * so it is part of the contract and must never change meaning.
+ */
+import createError from '@fastify/error'
+
+const create = (code: string, message: string, status: number) =>
+  createError(`BFF_${code}`, message, status, Error, false)
+
+export const InvalidRequest = create('INVALID_REQUEST', 'The request is malformed', 400)
+export const InvalidPath = create('INVALID_PATH', 'The request path is not in canonical form', 400)
+export const InvalidReturnTo = create('INVALID_RETURN_TO', 'returnTo must be a same-origin relative path', 400)
+export const InvalidState = create('INVALID_STATE', 'The login was not started by this browser or has expired', 400)
+export const LoginFailed = create('LOGIN_FAILED', 'The identity provider did not complete the login', 401)
+export const InvalidLogoutToken = create('INVALID_LOGOUT_TOKEN', 'The logout token is not valid', 400)
+export const Unauthenticated = create('UNAUTHENTICATED', 'Sign in to continue', 401)
+export const SessionExpired = create('SESSION_EXPIRED', 'The session has ended; sign in again', 401)
+export const Csrf = create('CSRF', 'The request failed the cross-site request forgery check', 403)
+export const Forbidden = create('FORBIDDEN', 'This request is not allowed for this user', 403)
+export const NotFound = create('NOT_FOUND', 'No such endpoint', 404)
+export const PayloadTooLarge = create('PAYLOAD_TOO_LARGE', 'The request body is too large', 413)
+export const RateLimited = create('RATE_LIMITED', 'Too many requests; slow down', 429)
+export const Internal = create('INTERNAL', 'Internal error', 500)
+export const BadGateway = create('BAD_GATEWAY', 'The upstream API could not be reached', 502)
+export const IdpUnavailable = create('IDP_UNAVAILABLE', 'The identity provider could not be reached', 502)
+export const SessionStoreUnavailable = create('SESSION_STORE_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503)
+export const GatewayTimeout = create('GATEWAY_TIMEOUT', 'The upstream API did not answer in time', 504)
+
+export interface ErrorBody {
+  error: string
+  message: string
+}
+
+/** The public code of a gateway error (`BFF_FORBIDDEN` → `forbidden`), or undefined for foreign errors. */
+export function publicCode (code: unknown): string | undefined {
+  return typeof code === 'string' && code.startsWith('BFF_') ? code.slice(4).toLowerCase() : undefined
+}

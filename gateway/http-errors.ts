@@ -1,0 +1,30 @@
+/**
+ * Turns every error into the contract's JSON body with the right status.
+ * 5xx callers see only the code; the whole error (with its cause) goes to the log.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { NotFound, publicCode, type ErrorBody } from './errors.js'
+
+function bodyFor (error: FastifyError): { status: number, body: ErrorBody } {
+  const code = publicCode(error.code)
+  if (code) return { status: error.statusCode ?? 500, body: { error: code, message: error.message } }
+  const status = error.statusCode ?? 500
+  // Fastify's own client errors (bad JSON, body too large, bad content type, …).
+  if (status === 413) return { status, body: { error: 'payload_too_large', message: 'The request body is too large' } }
+  if (status === 429) return { status, body: { error: 'rate_limited', message: 'Too many requests; slow down' } }
+  if (status >= 400 && status < 500) return { status, body: { error: 'invalid_request', message: 'The request is malformed' } }
+  return { status: 500, body: { error: 'internal', message: 'Internal error' } }
+}
+
+export function installErrorHandlers (app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const { status, body } = bodyFor(error)
+    if (status >= 500) request.log.error({ err: error }, `request failed: ${body.error}`)
+    else request.log.info({ code: body.error }, `request refused: ${body.error}`)
+    return reply.code(status).header('cache-control', 'no-store').send(body)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const error = new NotFound()
+    return reply.code(404).send({ error: 'not_found', message: error.message })
+  })
+}

@@ -1,0 +1,66 @@
+/**
+ * Prometheus metrics, one registry per gateway instance (several instances may
+ * share a process in tests). Served on the admin listener only.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface GatewayMetrics {
+  registry: Registry
+  httpRequests: Counter<'route' | 'method' | 'status'>
+  upstreamDuration: Histogram<'upstream' | 'status'>
+  refreshAttempts: Counter
+  refreshSuccesses: Counter
+  refreshFailures: Counter<'reason'>
+  refreshLockWaits: Counter
+  refreshDuration: Histogram
+  auditEvents: Counter<'event' | 'reason'>
+  storeErrors: Counter
+}
+
+export function createMetrics (): GatewayMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'bff_' })
+  const registers = [registry]
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'bff_http_requests_total',
+      help: 'Requests answered on the public listener, by route template and status',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'bff_upstream_duration_seconds',
+      help: 'Time from forwarding a request to the upstream answering',
+      labelNames: ['upstream', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    refreshAttempts: new Counter({ name: 'bff_token_refresh_attempts_total', help: 'Calls to the token endpoint to refresh a session', registers }),
+    refreshSuccesses: new Counter({ name: 'bff_token_refresh_successes_total', help: 'Refreshes that stored new tokens', registers }),
+    refreshFailures: new Counter({
+      name: 'bff_token_refresh_failures_total',
+      help: 'Refreshes that failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    refreshLockWaits: new Counter({
+      name: 'bff_token_refresh_lock_waits_total',
+      help: 'Requests that waited for another request or instance to finish a refresh',
+      registers,
+    }),
+    refreshDuration: new Histogram({
+      name: 'bff_token_refresh_duration_seconds',
+      help: 'Latency of successful refreshes at the token endpoint',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    auditEvents: new Counter({
+      name: 'bff_audit_events_total',
+      help: 'Security-relevant events (logins, logouts, revocations, refusals), by event and reason',
+      labelNames: ['event', 'reason'],
+      registers,
+    }),
+    storeErrors: new Counter({ name: 'bff_session_store_errors_total', help: 'Session store operations that failed', registers }),
+  }
+}

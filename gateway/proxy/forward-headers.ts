@@ -1,0 +1,46 @@
+/**
+ * What the upstream may see of the browser's request headers, and what the
+ * browser may see of the upstream's response headers.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+
+// RFC 9110 §7.6.1 plus the non-standard ones proxies have historically honoured.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']
+// Browser credentials and anything that would let a client speak for the gateway.
+const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'x-csrf-token', 'forwarded', 'x-real-ip']
+const DROPPED = new Set([...HOP_BY_HOP, ...FROM_BROWSER_ONLY])
+
+export interface ForwardContext {
+  accessToken: string
+  clientIp: string
+  publicProto: string
+  publicHost: string
+}
+
+/**
+ * The headers sent upstream. Runs after @fastify/reply-from has already removed
+ * the names the client listed in `Connection`, and sets `Authorization` last,
+ * so no client header can remove or replace it.
+ */
+export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: ForwardContext): IncomingHttpHeaders {
+  const forwarded: IncomingHttpHeaders = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || DROPPED.has(name) || name.startsWith('x-forwarded-')) continue
+    forwarded[name] = value
+  }
+  forwarded['x-forwarded-for'] = context.clientIp
+  forwarded['x-forwarded-proto'] = context.publicProto
+  forwarded['x-forwarded-host'] = context.publicHost
+  forwarded.authorization = `Bearer ${context.accessToken}`
+  return forwarded
+}
+
+/** The upstream's response headers as the browser gets them: never a cookie of the upstream's. */
+export function browserResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const result: IncomingHttpHeaders = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (name === 'set-cookie' || HOP_BY_HOP.includes(name)) continue
+    result[name] = value
+  }
+  return result
+}

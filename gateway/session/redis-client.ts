@@ -1,0 +1,71 @@
+/**
+ * Builds the ioredis client for standalone, Sentinel or Cluster deployments.
+ *
+ * The options encode the gateway's failure policy: never queue commands while
+ * Redis is away (fail closed at once instead of hanging), bound every command
+ * in time, and keep reconnecting quickly so service resumes by itself.
+ */
+import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis'
+import type { RedisConfig } from '../config.js'
+
+export type RedisConnection = Redis | Cluster
+
+const COMMAND_TIMEOUT_MS = 1500
+
+const common: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  connectTimeout: 2000,
+  enableAutoPipelining: true,
+  retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+  // After a Sentinel failover the old master turns replica; reconnect to the new one and resend.
+  reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
+}
+
+export function createRedisConnection (config: RedisConfig): RedisConnection {
+  switch (config.mode) {
+    case 'standalone':
+      return new Redis(config.url, { ...common })
+    case 'sentinel':
+      return new Redis({
+        ...common,
+        sentinels: config.sentinels,
+        name: config.name,
+        ...(config.username ? { username: config.username, sentinelUsername: config.username } : {}),
+        ...(config.password ? { password: config.password, sentinelPassword: config.password } : {}),
+        ...(config.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+        sentinelRetryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
+      })
+    case 'cluster': {
+      const options: ClusterOptions = {
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
+        redisOptions: {
+          ...common,
+          ...(config.username ? { username: config.username } : {}),
+          ...(config.password ? { password: config.password } : {}),
+          ...(config.tls ? { tls: {} } : {}),
+        },
+      }
+      return new Cluster(config.nodes, options)
+    }
+  }
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export async function waitForRedis (connection: RedisConnection, timeoutMs: number): Promise<void> {
+  if (connection.status === 'ready') return
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      connection.off('ready', onReady)
+      reject(new Error(`Redis not ready after ${timeoutMs} ms`))
+    }, timeoutMs)
+    const onReady = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    connection.once('ready', onReady)
+  })
+}

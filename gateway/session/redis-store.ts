@@ -1,0 +1,183 @@
+/**
+ * The Redis session store (standalone, Sentinel or Cluster).
+ *
+ * Layout: a session is one hash (`v`, `meta`, `sealed`, `seen`) whose TTL is
+ * the session's remaining life; a user's sessions are a sorted set scored by
+ * absolute expiry, pruned whenever it is read, so it stays consistent with
+ * sessions that simply expired. Multi-step updates that must be atomic are Lua
+ * scripts over one key, so they are Cluster-safe.
+ */
+import { Cluster } from 'ioredis'
+import { SessionStoreUnavailable } from '../errors.js'
+import { keyFor } from './keys.js'
+import type { RedisConnection } from './redis-client.js'
+import type { SessionMeta, SessionStore, StoredSession } from './store.js'
+
+const REPLACE_IF_VERSION = `
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'meta', ARGV[3], 'sealed', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`
+
+const TOUCH_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`
+
+const INDEX_ADD = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1`
+
+const IF_OWNER_PEXPIRE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`
+
+const IF_OWNER_DEL = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`
+
+interface ScriptCommands {
+  bffReplaceIfVersion (key: string, expected: string, next: string, meta: string, sealed: string, ttlMs: number): Promise<number>
+  bffTouchIfExists (key: string, seen: number, ttlMs: number): Promise<number>
+  bffIndexAdd (key: string, now: number, score: number, member: string): Promise<number>
+  bffIfOwnerPexpire (key: string, owner: string, ttlMs: number): Promise<number>
+  bffIfOwnerDel (key: string, owner: string): Promise<number>
+}
+
+function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommands {
+  const scripts: Record<keyof ScriptCommands, string> = {
+    bffReplaceIfVersion: REPLACE_IF_VERSION,
+    bffTouchIfExists: TOUCH_IF_EXISTS,
+    bffIndexAdd: INDEX_ADD,
+    bffIfOwnerPexpire: IF_OWNER_PEXPIRE,
+    bffIfOwnerDel: IF_OWNER_DEL,
+  }
+  for (const [name, lua] of Object.entries(scripts)) {
+    redis.defineCommand(name, { numberOfKeys: 1, lua })
+  }
+  return redis as RedisConnection & ScriptCommands
+}
+
+function parseSession (handle: string, fields: Record<string, string>): StoredSession | undefined {
+  if (!fields.v || !fields.meta || !fields.sealed) return undefined
+  return {
+    handle,
+    version: Number(fields.v),
+    meta: JSON.parse(fields.meta) as SessionMeta,
+    sealed: fields.sealed,
+    lastSeenAt: Number(fields.seen ?? 0),
+  }
+}
+
+// Translate every ioredis failure (refused, timed out, READONLY mid-failover…) into our
+// one fail-closed error, keeping the original as the cause for the logs.
+async function guarded<T> (operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation()
+  } catch (error) {
+    throw new SessionStoreUnavailable({ cause: error })
+  }
+}
+
+export function createRedisStore (connection: RedisConnection): SessionStore {
+  const redis = defineScripts(connection)
+
+  const masters = (): Array<RedisConnection> =>
+    redis instanceof Cluster ? redis.nodes('master') : [redis]
+
+  async function scanKeys (pattern: string): Promise<string[]> {
+    const found: string[] = []
+    for (const node of masters()) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+        cursor = next
+        found.push(...keys)
+      } while (cursor !== '0')
+    }
+    return found
+  }
+
+  async function readSession (handle: string): Promise<StoredSession | undefined> {
+    return parseSession(handle, await redis.hgetall(keyFor.session(handle)))
+  }
+
+  return {
+    kind: 'redis',
+    create: (session, ttlMs) => guarded(async () => {
+      const key = keyFor.session(session.handle)
+      await redis.multi()
+        .del(key)
+        .hset(key, { v: '1', meta: JSON.stringify(session.meta), sealed: session.sealed, seen: String(session.lastSeenAt) })
+        .pexpire(key, ttlMs)
+        .exec()
+      await redis.bffIndexAdd(keyFor.userSessions(session.meta.sub), Date.now(), session.meta.absoluteExpiresAt, session.handle)
+    }),
+    get: (handle) => guarded(() => readSession(handle)),
+    replace: (handle, expectedVersion, next, ttlMs) => guarded(async () => {
+      const written = await redis.bffReplaceIfVersion(
+        keyFor.session(handle), String(expectedVersion), String(expectedVersion + 1),
+        JSON.stringify(next.meta), next.sealed, ttlMs)
+      return written === 1
+    }),
+    touch: (handle, lastSeenAt, ttlMs) => guarded(async () => {
+      await redis.bffTouchIfExists(keyFor.session(handle), lastSeenAt, ttlMs)
+    }),
+    destroy: (handle) => guarded(async () => {
+      const meta = await redis.hget(keyFor.session(handle), 'meta')
+      const deleted = await redis.del(keyFor.session(handle))
+      if (meta) await redis.zrem(keyFor.userSessions((JSON.parse(meta) as SessionMeta).sub), handle)
+      return deleted === 1
+    }),
+    listByUser: (sub) => guarded(async () => {
+      const index = keyFor.userSessions(sub)
+      await redis.zremrangebyscore(index, '-inf', Date.now())
+      const handles = await redis.zrange(index, 0, -1)
+      const sessions = await Promise.all(handles.map(readSession))
+      const gone = handles.filter((_, i) => sessions[i] === undefined)
+      if (gone.length > 0) await redis.zrem(index, ...gone)
+      return sessions.filter((s): s is StoredSession => s !== undefined)
+    }),
+    destroyByUser: (sub) => guarded(async () => {
+      const index = keyFor.userSessions(sub)
+      const handles = await redis.zrange(index, 0, -1)
+      const deleted = await Promise.all(handles.map(h => redis.del(keyFor.session(h))))
+      await redis.del(index)
+      return handles.filter((_, i) => deleted[i] === 1)
+    }),
+    destroyAll: () => guarded(async () => {
+      let count = 0
+      for (const key of await scanKeys(keyFor.allSessions())) count += await redis.del(key)
+      for (const key of await scanKeys(keyFor.allUserIndexes())) await redis.del(key)
+      return count
+    }),
+    saveLoginState: (state, value, ttlMs) => guarded(async () => {
+      await redis.set(keyFor.loginState(state), value, 'PX', ttlMs)
+    }),
+    takeLoginState: (state) => guarded(async () => {
+      return (await redis.getdel(keyFor.loginState(state))) ?? undefined
+    }),
+    claimOnce: (key, ttlMs) => guarded(async () => {
+      return (await redis.set(keyFor.once(key), '1', 'PX', ttlMs, 'NX')) === 'OK'
+    }),
+    acquireLock: (name, owner, ttlMs) => guarded(async () => {
+      return (await redis.set(keyFor.lock(name), owner, 'PX', ttlMs, 'NX')) === 'OK'
+    }),
+    renewLock: (name, owner, ttlMs) => guarded(async () => {
+      return (await redis.bffIfOwnerPexpire(keyFor.lock(name), owner, ttlMs)) === 1
+    }),
+    releaseLock: (name, owner) => guarded(async () => {
+      await redis.bffIfOwnerDel(keyFor.lock(name), owner)
+    }),
+    ping: () => guarded(async () => {
+      await redis.ping()
+    }),
+    close: async () => {
+      await connection.quit().catch(() => connection.disconnect())
+    },
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Binds sessions to requests: `request.loadSession()` reads the cookie once per
+ * request (memoised), and `reply.setSessionCookie` / `clearSessionCookie` write
+ * it with exactly the contract's attributes.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { CookieSerializeOptions } from '@fastify/cookie'
+import type { ActiveSession, SessionManager } from './sessions.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: SessionManager
+  }
+  interface FastifyRequest {
+    /** The request's session, or undefined; throws SessionStoreUnavailable when the store is down. */
+    loadSession (): Promise<ActiveSession | undefined>
+    /** Replaces the memoised session (after a refresh, or with undefined once destroyed). */
+    useSession (session: ActiveSession | undefined): void
+    bffSession: Promise<ActiveSession | undefined> | null
+    bffCookieMaxAge: number | null
+  }
+  interface FastifyReply {
+    setSessionCookie (value: string, maxAgeSeconds: number): FastifyReply
+    clearSessionCookie (): FastifyReply
+  }
+}
+
+export interface SessionPluginOptions {
+  sessions: SessionManager
+  cookieName: string
+  secure: boolean
+  sameSite: 'lax' | 'strict'
+}
+
+async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions) {
+  const { sessions, cookieName } = options
+  const attributes: CookieSerializeOptions = {
+    httpOnly: true,
+    secure: options.secure,
+    sameSite: options.sameSite,
+    path: '/',
+  }
+
+  app.decorate('sessions', sessions)
+  app.decorateRequest('bffSession', null)
+  app.decorateRequest('bffCookieMaxAge', null)
+
+  app.decorateRequest('loadSession', function () {
+    this.bffSession ??= (async () => {
+      const session = await sessions.load(this.cookies[cookieName])
+      if (session) this.bffCookieMaxAge = (await sessions.touch(session)) ?? null
+      return session
+    })()
+    return this.bffSession
+  })
+
+  app.decorateRequest('useSession', function (session: ActiveSession | undefined) {
+    this.bffSession = Promise.resolve(session)
+    if (!session) this.bffCookieMaxAge = null
+  })
+
+  // Writing the cookie explicitly supersedes the activity refresh below.
+  app.decorateReply('setSessionCookie', function (this: FastifyReply, value: string, maxAgeSeconds: number) {
+    this.request.bffCookieMaxAge = null
+    return this.setCookie(cookieName, value, { ...attributes, maxAge: maxAgeSeconds })
+  })
+
+  app.decorateReply('clearSessionCookie', function (this: FastifyReply) {
+    this.request.bffCookieMaxAge = null
+    return this.clearCookie(cookieName, attributes)
+  })
+
+  // Activity extended the session's idle life: extend the cookie's too, never beyond the session.
+  app.addHook('onSend', async (request, reply) => {
+    const value = request.cookies[cookieName]
+    if (request.bffCookieMaxAge !== null && value) {
+      reply.setSessionCookie(value, request.bffCookieMaxAge)
+    }
+  })
+}
+
+export default fp(sessionPlugin, { name: 'bff-session', dependencies: ['@fastify/cookie'] })

@@ -1,0 +1,162 @@
+/**
+ * Sessions as the rest of the gateway sees them: created at login, loaded from
+ * the cookie, their tokens replaced by compare-and-set, ended by handle.
+ *
+ * Timeouts are enforced here, not only by the store's TTL, so a session past
+ * its idle or absolute limit is refused even if a store kept it a little longer.
+ */
+import { randomBytes } from 'node:crypto'
+import type { SessionCrypto } from './session-crypto.js'
+import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
+import type { SessionMeta, SessionStore, StoredSession } from './store.js'
+
+/** Everything about a session that is encrypted at rest. */
+export interface SessionSecrets {
+  accessToken: string
+  refreshToken?: string
+  idToken?: string
+  /** Epoch milliseconds. */
+  accessTokenExpiresAt: number
+  csrfToken: string
+  claims: Record<string, unknown>
+  roles: string[]
+}
+
+export interface ActiveSession {
+  handle: string
+  version: number
+  meta: SessionMeta
+  lastSeenAt: number
+  idleExpiresAt: number
+  secrets: SessionSecrets
+  /** Needed to re-seal after a refresh; never logged. */
+  cookie: SessionCookieValue
+}
+
+export interface NewSession {
+  session: ActiveSession
+  /** The signed cookie value to send to the browser. */
+  cookieValue: string
+  maxAgeSeconds: number
+}
+
+export interface SessionManagerOptions {
+  store: SessionStore
+  crypto: SessionCrypto
+  idleTimeoutSeconds: number
+  absoluteTimeoutSeconds: number
+  now?: () => number
+}
+
+export interface SessionManager {
+  readonly store: SessionStore
+  create (identity: Omit<SessionMeta, 'createdAt' | 'absoluteExpiresAt'>, secrets: Omit<SessionSecrets, 'csrfToken'>): Promise<NewSession>
+  /** The live session named by a raw cookie value, or undefined (forged, expired, ended). */
+  load (rawCookie: string | undefined): Promise<ActiveSession | undefined>
+  /** The current stored state of a session already loaded in this request. */
+  reload (session: ActiveSession): Promise<ActiveSession | undefined>
+  /** Compare-and-set; undefined when another writer got there first (re-read and retry). */
+  saveSecrets (session: ActiveSession, secrets: SessionSecrets): Promise<ActiveSession | undefined>
+  /**
+   * Records activity at most every `touchIntervalMs`, extending the idle expiry.
+   * Returns the cookie Max-Age to re-send when it did, so the cookie never outlives the session.
+   */
+  touch (session: ActiveSession): Promise<number | undefined>
+  destroy (handle: string): Promise<boolean>
+  cookieMaxAgeSeconds (session: Pick<ActiveSession, 'meta'>): number
+}
+
+export function createSessionManager (options: SessionManagerOptions): SessionManager {
+  const { store, crypto } = options
+  const now = options.now ?? Date.now
+  const idleMs = options.idleTimeoutSeconds * 1000
+  const absoluteMs = options.absoluteTimeoutSeconds * 1000
+  // Touching on every request would be a write per request; a tenth of the idle window
+  // (at most a minute) keeps idle expiry accurate to within that slice.
+  const touchIntervalMs = Math.min(60_000, Math.floor(idleMs / 10))
+
+  const ttlMs = (meta: SessionMeta, at: number) => Math.max(1, Math.min(idleMs, meta.absoluteExpiresAt - at))
+
+  function open (stored: StoredSession, cookie: SessionCookieValue): ActiveSession | undefined {
+    let secrets: SessionSecrets
+    try {
+      secrets = JSON.parse(crypto.unseal(stored.sealed, cookie.key, stored.handle)) as SessionSecrets
+    } catch {
+      return undefined
+    }
+    return {
+      handle: stored.handle,
+      version: stored.version,
+      meta: stored.meta,
+      lastSeenAt: stored.lastSeenAt,
+      idleExpiresAt: Math.min(stored.lastSeenAt + idleMs, stored.meta.absoluteExpiresAt),
+      secrets,
+      cookie,
+    }
+  }
+
+  async function read (cookie: SessionCookieValue): Promise<ActiveSession | undefined> {
+    const stored = await store.get(cookie.handle)
+    if (!stored) return undefined
+    const at = now()
+    if (stored.meta.absoluteExpiresAt <= at || stored.lastSeenAt + idleMs <= at) {
+      await store.destroy(stored.handle)
+      return undefined
+    }
+    const session = open(stored, cookie)
+    if (session && crypto.isStale(stored.sealed)) {
+      // Re-encrypt under the newest secret so an old one can be retired without logging anyone out.
+      return (await manager.saveSecrets(session, session.secrets)) ?? session
+    }
+    return session
+  }
+
+  const manager: SessionManager = {
+    store,
+    async create (identity, secrets) {
+      const cookie = newSessionCookieValue()
+      const at = now()
+      const meta: SessionMeta = { ...identity, createdAt: at, absoluteExpiresAt: at + absoluteMs }
+      const full: SessionSecrets = { ...secrets, csrfToken: randomBytes(32).toString('base64url') }
+      const sealed = crypto.seal(JSON.stringify(full), cookie.key, cookie.handle)
+      await store.create({ handle: cookie.handle, meta, sealed, lastSeenAt: at }, ttlMs(meta, at))
+      const session: ActiveSession = {
+        handle: cookie.handle,
+        version: 1,
+        meta,
+        lastSeenAt: at,
+        idleExpiresAt: Math.min(at + idleMs, meta.absoluteExpiresAt),
+        secrets: full,
+        cookie,
+      }
+      return { session, cookieValue: encodeSessionCookie(cookie, crypto), maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
+    },
+    async load (rawCookie) {
+      const cookie = decodeSessionCookie(rawCookie, crypto)
+      return cookie ? read(cookie) : undefined
+    },
+    async reload (session) {
+      return read(session.cookie)
+    },
+    async saveSecrets (session, secrets) {
+      const sealed = crypto.seal(JSON.stringify(secrets), session.cookie.key, session.handle)
+      const written = await store.replace(session.handle, session.version, { meta: session.meta, sealed }, ttlMs(session.meta, now()))
+      return written ? { ...session, version: session.version + 1, secrets } : undefined
+    },
+    async touch (session) {
+      const at = now()
+      if (at - session.lastSeenAt < touchIntervalMs) return undefined
+      await store.touch(session.handle, at, ttlMs(session.meta, at))
+      session.lastSeenAt = at
+      session.idleExpiresAt = Math.min(at + idleMs, session.meta.absoluteExpiresAt)
+      return manager.cookieMaxAgeSeconds(session)
+    },
+    destroy (handle) {
+      return store.destroy(handle)
+    },
+    cookieMaxAgeSeconds (session) {
+      return Math.max(1, Math.floor(ttlMs(session.meta, now()) / 1000))
+    },
+  }
+  return manager
+}

@@ -1,0 +1,88 @@
+/**
+ * Starts a real gateway, configured through the same environment loader the
+ * process uses, on a chosen port (the IdP must know its redirect URI first).
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig, type GatewayConfig } from '../../gateway/config.js'
+import { buildApp, type Gateway } from '../../gateway/app.js'
+import { freePort } from './free-port.js'
+
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789-abcdefghijkl'
+export const TEST_SESSION_SECRET = 'test-session-secret-0123456789-abcdefghij'
+export const TEST_CLIENT_ID = 'bff-gateway'
+export const TEST_CLIENT_SECRET = 'test-client-secret-0123456789-abcdefghij'
+
+export interface RoutePolicyJson {
+  routes: Array<Record<string, unknown>>
+}
+
+/** The contract's example policy, pointed at one upstream, plus `/me` for claim checks. */
+export function examplePolicy (upstream: string): RoutePolicyJson {
+  return {
+    routes: [{
+      prefix: '/api',
+      upstream,
+      rewritePrefix: '',
+      allow: [
+        { methods: ['GET'], path: '/orders', roles: ['user'] },
+        { methods: ['GET'], path: '/orders/:id', roles: ['user'] },
+        { methods: ['POST'], path: '/orders', roles: ['user'] },
+        { methods: ['GET'], path: '/me', roles: ['user'] },
+        { methods: ['GET'], path: '/slow', roles: ['user'] },
+        { methods: ['DELETE'], path: '/admin/users/:id', roles: ['admin'] },
+      ],
+    }],
+  }
+}
+
+export interface TestGatewayOptions {
+  issuer: string
+  /** Pre-chosen public port (see `freePort`); the IdP registers `${publicUrl}/bff/callback`. */
+  port: number
+  publicUrl?: string
+  redisUrl?: string
+  policy: RoutePolicyJson
+  env?: Record<string, string>
+}
+
+export interface TestGateway {
+  url: string
+  adminUrl: string
+  config: GatewayConfig
+  gateway: Gateway
+  close (): Promise<void>
+}
+
+export async function startTestGateway (options: TestGatewayOptions): Promise<TestGateway> {
+  const dir = await mkdtemp(join(tmpdir(), 'bff-routes-'))
+  const routesFile = join(dir, 'routes.json')
+  await writeFile(routesFile, JSON.stringify(options.policy))
+  const env: Record<string, string> = {
+    PUBLIC_URL: options.publicUrl ?? `http://127.0.0.1:${options.port}`,
+    HOST: '127.0.0.1',
+    PORT: String(options.port),
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: String(await freePort()),
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    SESSION_SECRET: TEST_SESSION_SECRET,
+    OIDC_ISSUER: options.issuer,
+    OIDC_CLIENT_ID: TEST_CLIENT_ID,
+    OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    ROUTES_FILE: routesFile,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : { SESSION_STORE: 'memory' }),
+    ...options.env,
+  }
+  const config = await loadConfig(env)
+  const gateway = await buildApp(config)
+  const addresses = await gateway.listen()
+  return {
+    url: addresses.public,
+    adminUrl: addresses.admin,
+    config,
+    gateway,
+    close: () => gateway.close(),
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The whole product on loopback, from real parts: a private redis-server, the
+ * oidc-provider identity provider, the token-only API, and one or more gateway
+ * instances sharing Redis. Every test file builds its own stack.
+ */
+import { startIdentityProvider, type IdentityProvider, type IdentityProviderOptions } from '../../upstream-mock/idp.js'
+import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
+import { startRedisServer, type RedisServer } from './redis-server.js'
+import { freePort } from './free-port.js'
+import { examplePolicy, startTestGateway, TEST_CLIENT_ID, TEST_CLIENT_SECRET, type RoutePolicyJson, type TestGateway } from './gateway.js'
+
+export interface StackOptions {
+  instances?: number
+  store?: 'redis' | 'memory'
+  idp?: Omit<IdentityProviderOptions, 'clients' | 'apiAudience'>
+  gatewayEnv?: Record<string, string>
+  policy?: (upstream: string) => RoutePolicyJson
+  redisPersistence?: boolean
+}
+
+export interface Stack {
+  redis?: RedisServer
+  idp: IdentityProvider
+  api: UpstreamApi
+  gateways: TestGateway[]
+  /** The first gateway: PUBLIC_URL of every instance (as if behind one load balancer). */
+  gateway: TestGateway
+  publicUrl: string
+  /** Starts another gateway instance on the same port as instance `index` was (after it closed). */
+  restartGateway (index: number): Promise<TestGateway>
+  close (): Promise<void>
+}
+
+export async function startStack (options: StackOptions = {}): Promise<Stack> {
+  const instances = options.instances ?? 1
+  const ports = await Promise.all(Array.from({ length: instances }, () => freePort()))
+  const publicUrl = `http://127.0.0.1:${ports[0]}`
+  const apiPort = await freePort()
+  const apiAudience = `http://127.0.0.1:${apiPort}`
+  const redis = (options.store ?? 'redis') === 'redis'
+    ? await startRedisServer({ persistence: options.redisPersistence ?? false })
+    : undefined
+  const idp = await startIdentityProvider({
+    ...options.idp,
+    apiAudience,
+    clients: [{
+      clientId: TEST_CLIENT_ID,
+      clientSecret: TEST_CLIENT_SECRET,
+      redirectUris: [`${publicUrl}/bff/callback`],
+      postLogoutRedirectUris: [`${publicUrl}/`],
+      backchannelLogoutUri: `${publicUrl}/bff/backchannel-logout`,
+    }],
+  })
+  const api = await startUpstreamApi({ issuer: idp.issuer, audience: apiAudience, port: apiPort })
+  const policy = (options.policy ?? examplePolicy)(api.url)
+  const start = (port: number) => startTestGateway({
+    issuer: idp.issuer,
+    port,
+    publicUrl,
+    policy,
+    ...(redis ? { redisUrl: redis.url } : {}),
+    env: { OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }), ...options.gatewayEnv },
+  })
+  const gateways: TestGateway[] = []
+  for (const port of ports) gateways.push(await start(port))
+
+  return {
+    ...(redis ? { redis } : {}),
+    idp,
+    api,
+    gateways,
+    gateway: gateways[0]!,
+    publicUrl,
+    async restartGateway (index) {
+      const port = ports[index]!
+      const next = await start(port)
+      gateways[index] = next
+      return next
+    },
+    async close () {
+      await Promise.allSettled(gateways.map(g => g.close()))
+      await api.close()
+      await idp.close()
+      await redis?.close()
+    },
+  }
+}

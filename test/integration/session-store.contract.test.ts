@@ -1,0 +1,247 @@
+/**
+ * The session store's contract, run against every implementation: the
+ * in-memory demo store and Redis (a private redis-server on a free port).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
+import { createMemoryStore } from '../../gateway/session/memory-store.js'
+import { createRedisStore } from '../../gateway/session/redis-store.js'
+import { createRedisConnection, waitForRedis } from '../../gateway/session/redis-client.js'
+import type { SessionMeta, SessionStore, StoredSession } from '../../gateway/session/store.js'
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+
+const HOUR = 3_600_000
+
+function meta (sub: string, overrides: Partial<SessionMeta> = {}): SessionMeta {
+  const now = Date.now()
+  return { sub, createdAt: now, absoluteExpiresAt: now + HOUR, ip: '127.0.0.1', userAgent: 'test', ...overrides }
+}
+
+function session (handle: string, sub = 'alice', overrides: Partial<SessionMeta> = {}): Omit<StoredSession, 'version'> {
+  return { handle, meta: meta(sub, overrides), sealed: `sealed-${handle}`, lastSeenAt: Date.now() }
+}
+
+const until = async (check: () => Promise<boolean>, timeoutMs = 2000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+interface Subject {
+  name: string
+  setup (): Promise<SessionStore>
+  teardown (): Promise<void>
+}
+
+let redisServer: RedisServer | undefined
+let redisStore: SessionStore | undefined
+let memoryStore: SessionStore | undefined
+
+const subjects: Subject[] = [
+  {
+    name: 'memory store',
+    async setup () {
+      memoryStore = createMemoryStore()
+      return memoryStore
+    },
+    async teardown () { await memoryStore?.close() },
+  },
+  {
+    name: 'redis store',
+    async setup () {
+      redisServer = await startRedisServer()
+      const connection = createRedisConnection({ mode: 'standalone', url: redisServer.url })
+      await waitForRedis(connection, 5000)
+      redisStore = createRedisStore(connection)
+      return redisStore
+    },
+    async teardown () {
+      await redisStore?.close()
+      await redisServer?.close()
+    },
+  },
+]
+
+describe.each(subjects)('session store contract: $name', (subject) => {
+  let store: SessionStore
+  beforeAll(async () => { store = await subject.setup() })
+  afterAll(async () => { await subject.teardown() })
+  beforeEach(async () => { await store.destroyAll() })
+
+  describe('sessions', () => {
+    it('creates a session at version 1 and reads it back', async () => {
+      await store.create(session('h1'), HOUR)
+      const read = await store.get('h1')
+      expect(read).toMatchObject({ handle: 'h1', version: 1, sealed: 'sealed-h1', meta: { sub: 'alice' } })
+    })
+
+    it('answers undefined for an unknown handle', async () => {
+      expect(await store.get('nope')).toBeUndefined()
+    })
+
+    it('replaces only when the expected version matches (compare-and-set)', async () => {
+      await store.create(session('h1'), HOUR)
+      const current = await store.get('h1')
+      expect(await store.replace('h1', 1, { meta: current!.meta, sealed: 'v2' }, HOUR)).toBe(true)
+      // A stale writer that read version 1 must not overwrite version 2.
+      expect(await store.replace('h1', 1, { meta: current!.meta, sealed: 'stale' }, HOUR)).toBe(false)
+      const read = await store.get('h1')
+      expect(read).toMatchObject({ version: 2, sealed: 'v2' })
+    })
+
+    it('never resurrects a destroyed session through replace', async () => {
+      await store.create(session('h1'), HOUR)
+      await store.destroy('h1')
+      expect(await store.replace('h1', 1, { meta: meta('alice'), sealed: 'x' }, HOUR)).toBe(false)
+      expect(await store.get('h1')).toBeUndefined()
+    })
+
+    it('touch records activity without changing version or data, and not for missing sessions', async () => {
+      await store.create(session('h1'), HOUR)
+      await store.touch('h1', 12345, HOUR)
+      expect(await store.get('h1')).toMatchObject({ version: 1, sealed: 'sealed-h1', lastSeenAt: 12345 })
+      await store.touch('ghost', 1, HOUR)
+      expect(await store.get('ghost')).toBeUndefined()
+    })
+
+    it('expires a session after its TTL', async () => {
+      await store.create(session('short'), 150)
+      expect(await store.get('short')).toBeDefined()
+      await until(async () => (await store.get('short')) === undefined)
+    })
+
+    it('destroy reports whether there was a session', async () => {
+      await store.create(session('h1'), HOUR)
+      expect(await store.destroy('h1')).toBe(true)
+      expect(await store.destroy('h1')).toBe(false)
+    })
+  })
+
+  describe('per-user index', () => {
+    it('lists every live session of a user and no one else\'s', async () => {
+      await store.create(session('a1', 'alice'), HOUR)
+      await store.create(session('a2', 'alice'), HOUR)
+      await store.create(session('b1', 'bob'), HOUR)
+      const handles = (await store.listByUser('alice')).map(s => s.handle).sort()
+      expect(handles).toEqual(['a1', 'a2'])
+    })
+
+    it('drops sessions that ended from the listing (destroyed or expired)', async () => {
+      await store.create(session('a1', 'alice'), HOUR)
+      await store.create(session('a2', 'alice'), 100)
+      await store.create(session('a3', 'alice'), HOUR)
+      await store.destroy('a3')
+      await until(async () => (await store.get('a2')) === undefined)
+      expect((await store.listByUser('alice')).map(s => s.handle)).toEqual(['a1'])
+    })
+
+    it('destroys all of one user\'s sessions and reports which', async () => {
+      await store.create(session('a1', 'alice'), HOUR)
+      await store.create(session('a2', 'alice'), HOUR)
+      await store.create(session('b1', 'bob'), HOUR)
+      expect((await store.destroyByUser('alice')).sort()).toEqual(['a1', 'a2'])
+      expect(await store.get('a1')).toBeUndefined()
+      expect(await store.get('b1')).toBeDefined()
+      expect(await store.listByUser('alice')).toEqual([])
+    })
+
+    it('handles subs containing hash-tag braces without mixing users', async () => {
+      await store.create(session('x1', 'we{ird}'), HOUR)
+      await store.create(session('x2', 'we'), HOUR)
+      expect((await store.listByUser('we{ird}')).map(s => s.handle)).toEqual(['x1'])
+    })
+
+    it('flushes every session', async () => {
+      await store.create(session('a1', 'alice'), HOUR)
+      await store.create(session('b1', 'bob'), HOUR)
+      expect(await store.destroyAll()).toBe(2)
+      expect(await store.get('a1')).toBeUndefined()
+      expect(await store.listByUser('bob')).toEqual([])
+    })
+  })
+
+  describe('login state', () => {
+    it('is readable exactly once', async () => {
+      await store.saveLoginState('s1', 'payload', 60_000)
+      expect(await store.takeLoginState('s1')).toBe('payload')
+      expect(await store.takeLoginState('s1')).toBeUndefined()
+    })
+
+    it('expires', async () => {
+      await store.saveLoginState('s2', 'payload', 100)
+      await until(async () => (await store.takeLoginState('s2')) === undefined)
+    })
+  })
+
+  describe('claimOnce', () => {
+    it('is true only the first time within the TTL', async () => {
+      expect(await store.claimOnce('jti-1', 60_000)).toBe(true)
+      expect(await store.claimOnce('jti-1', 60_000)).toBe(false)
+      expect(await store.claimOnce('jti-2', 60_000)).toBe(true)
+    })
+  })
+
+  describe('locks', () => {
+    it('lets one owner at a time hold a lock; only the owner renews or releases it', async () => {
+      expect(await store.acquireLock('l1', 'owner-a', 5000)).toBe(true)
+      expect(await store.acquireLock('l1', 'owner-b', 5000)).toBe(false)
+      expect(await store.renewLock('l1', 'owner-b', 5000)).toBe(false)
+      expect(await store.renewLock('l1', 'owner-a', 5000)).toBe(true)
+      await store.releaseLock('l1', 'owner-b')
+      expect(await store.acquireLock('l1', 'owner-b', 5000)).toBe(false)
+      await store.releaseLock('l1', 'owner-a')
+      expect(await store.acquireLock('l1', 'owner-b', 5000)).toBe(true)
+    })
+
+    it('frees a lock whose lease lapsed', async () => {
+      expect(await store.acquireLock('l2', 'owner-a', 100)).toBe(true)
+      await until(() => store.acquireLock('l2', 'owner-b', 5000))
+    })
+  })
+})
+
+describe('redis store when Redis is down', () => {
+  it('fails with session_store_unavailable at once and recovers by itself', async () => {
+    const server = await startRedisServer()
+    const connection = createRedisConnection({ mode: 'standalone', url: server.url })
+    await waitForRedis(connection, 5000)
+    const store = createRedisStore(connection)
+    try {
+      await store.create(session('h1'), HOUR)
+      await server.stop()
+      await expect(store.get('h1')).rejects.toMatchObject({ code: 'BFF_SESSION_STORE_UNAVAILABLE' })
+      await server.start()
+      await until(async () => {
+        try {
+          await store.ping()
+          return true
+        } catch {
+          return false
+        }
+      }, 5000)
+      // Without persistence the data is gone, but the store works again.
+      expect(await store.get('h1')).toBeUndefined()
+    } finally {
+      await store.close()
+      await server.close()
+    }
+  })
+
+  it('keeps keys in the documented layout (hash-tagged per session and per user)', async () => {
+    const server = await startRedisServer()
+    const connection = createRedisConnection({ mode: 'standalone', url: server.url })
+    await waitForRedis(connection, 5000)
+    const store = createRedisStore(connection)
+    const probe = new Redis(server.url)
+    try {
+      await store.create(session('h1', 'alice'), HOUR)
+      expect((await probe.keys('*')).sort()).toEqual(['bff:{s:h1}', 'bff:{u:alice}:sessions'])
+    } finally {
+      probe.disconnect()
+      await store.close()
+      await server.close()
+    }
+  })
+})

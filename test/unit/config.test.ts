@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, loadConfig } from '../../gateway/config.js'
+
+const ROUTES_FILE = fileURLToPath(new URL('../fixtures/routes.json', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+const valid = {
+  PUBLIC_URL: 'https://app.example.com',
+  ADMIN_TOKEN: 'x'.repeat(40),
+  SESSION_SECRET: 's'.repeat(40),
+  OIDC_ISSUER: 'https://idp.example.com',
+  OIDC_CLIENT_ID: 'bff',
+  OIDC_CLIENT_SECRET: 'client-secret',
+  ROUTES_FILE,
+}
+
+async function problemsOf (env: Record<string, string | undefined>): Promise<string[]> {
+  try {
+    await loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
+}
+
+describe('configuration', () => {
+  it('applies the contract defaults', async () => {
+    const config = await loadConfig(valid)
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 3000,
+      adminHost: '127.0.0.1',
+      adminPort: 3001,
+      sessionStore: 'memory',
+      cookie: { name: '__Host-bff', secure: true, sameSite: 'lax' },
+      idleTimeoutSeconds: 1800,
+      absoluteTimeoutSeconds: 43200,
+      rolesClaim: 'roles',
+      tokenRefreshSkewSeconds: 30,
+      allowedOrigins: [],
+      sessionBinding: 'off',
+      trustProxy: false,
+      redirectUri: 'https://app.example.com/bff/callback',
+    })
+    expect(config.oidc.scopes).toBe('openid profile email offline_access')
+  })
+
+  it('uses Redis by default once a Redis variable is set', async () => {
+    const config = await loadConfig({ ...valid, REDIS_URL: 'redis://127.0.0.1:6390' })
+    expect(config.sessionStore).toBe('redis')
+    expect(config.redis).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6390' })
+  })
+
+  it.each([
+    ['https:', 'https://app.example.com', '__Host-bff', true],
+    ['http://localhost', 'http://localhost:3000', '__Host-bff', true],
+    ['plain http elsewhere', 'http://127.0.0.1:3000', 'bff', false],
+  ])('names the cookie for %s', async (_case, url, name, secure) => {
+    const config = await loadConfig({ ...valid, PUBLIC_URL: url })
+    expect(config.cookie).toMatchObject({ name, secure })
+  })
+
+  it.each(['PUBLIC_URL', 'ADMIN_TOKEN', 'SESSION_SECRET', 'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'ROUTES_FILE'])(
+    'refuses to start without %s, naming it', async (name) => {
+      const problems = await problemsOf({ ...valid, [name]: undefined })
+      expect(problems).toContain(`${name}: is required`)
+    })
+
+  it.each([
+    ['ADMIN_TOKEN', 'short', 'ADMIN_TOKEN: must be at least 32 characters'],
+    ['SESSION_SECRET', 'too-short', 'SESSION_SECRET: key #1 is shorter than 32 bytes'],
+    ['SESSION_SECRET', `${'s'.repeat(40)},short`, 'SESSION_SECRET: key #2 is shorter than 32 bytes'],
+    ['PUBLIC_URL', 'https://app.example.com/path', 'PUBLIC_URL: must be an origin only (no path, query, fragment or credentials)'],
+    ['PORT', 'eighty', 'PORT'],
+    ['SESSION_BINDING', 'maybe', 'SESSION_BINDING'],
+    ['OIDC_AUTH_PARAMS', '{not json', 'OIDC_AUTH_PARAMS: must be a JSON object of strings'],
+    ['OIDC_AUTH_PARAMS', '{"state":"x"}', 'OIDC_AUTH_PARAMS: may not set "state"'],
+    ['OIDC_ISSUER', 'http://idp.example.com', 'OIDC_ISSUER: plain http is only allowed for loopback issuers unless OIDC_ALLOW_INSECURE_HTTP=true'],
+    ['ALLOWED_ORIGINS', 'https://ok.example.com,notanorigin', 'ALLOWED_ORIGINS: "notanorigin" is not an origin such as https://app.example.com'],
+    ['REDIS_URL', 'http://redis', 'REDIS_URL: must be a redis:// or rediss:// URL'],
+    ['SESSION_COOKIE_NAME', '__Host-x', undefined],
+    ['ROUTES_FILE', '/nonexistent/routes.json', 'ROUTES_FILE'],
+  ])('refuses %s=%s with a clear line', async (name, value, expected) => {
+    const problems = await problemsOf({ ...valid, [name]: value })
+    if (expected === undefined) {
+      expect(problems).toEqual([])
+    } else {
+      expect(problems.some(p => p.startsWith(expected))).toBe(true)
+    }
+  })
+
+  it('refuses a __Host- cookie on a plain-http public URL', async () => {
+    const problems = await problemsOf({ ...valid, PUBLIC_URL: 'http://10.0.0.5:3000', SESSION_COOKIE_NAME: '__Host-bff' })
+    expect(problems).toContain('SESSION_COOKIE_NAME: a __Host- cookie needs PUBLIC_URL to be https: or http://localhost')
+  })
+
+  it('lists every problem at once', async () => {
+    const problems = await problemsOf({ PUBLIC_URL: 'nope' })
+    expect(problems.length).toBeGreaterThanOrEqual(6)
+  })
+})
+
+describe('gateway process start-up with a bad configuration', () => {
+  it('exits non-zero before listening, one plain line per problem naming the variable, no secret echoed', () => {
+    const env = { PATH: process.env.PATH, ...valid, OIDC_CLIENT_ID: '', ADMIN_TOKEN: 'tiny-secret-value' }
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'gateway/server.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 })
+    expect(result.status).not.toBe(0)
+    const lines = result.stderr.trim().split('\n').filter(l => !l.startsWith('npm warn'))
+    expect(lines).toContain('config error: OIDC_CLIENT_ID: is required')
+    expect(lines).toContain('config error: ADMIN_TOKEN: must be at least 32 characters')
+    expect(result.stderr).not.toContain('tiny-secret-value')
+    expect(result.stdout).not.toContain('listener')
+  })
+})

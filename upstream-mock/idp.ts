@@ -1,0 +1,240 @@
+/**
+ * A real OpenID Connect identity provider (oidc-provider) for tests and the
+ * demo, with an in-process control API: counters, role changes, a slow token
+ * endpoint, grant revocation, IdP-initiated back-channel logout, outages.
+ */
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose'
+import type { Provider as ProviderType } from 'oidc-provider'
+import { createInteractionHandler, matchInteractionPath } from './interactions.js'
+import { RestartableListener } from './listener.js'
+import { urlHost } from './url-host.js'
+import { MemoryAdapterStore } from './memory-adapter.js'
+import { loadOidcProvider } from './load-oidc-provider.js'
+import { errorPage } from './pages.js'
+import { providerConfiguration } from './provider-configuration.js'
+import type { IdpClient } from './provider-configuration.js'
+import { createTokenCalls, tapTokenEndpoint } from './token-endpoint.js'
+import type { TokenCalls, TokenEndpointTap } from './token-endpoint.js'
+import { UserDirectory } from './users.js'
+import type { MockUser } from './users.js'
+
+export type { MockUser } from './users.js'
+export type { IdpClient } from './provider-configuration.js'
+export type { TokenCalls } from './token-endpoint.js'
+
+export interface IdentityProviderOptions {
+  /** Interface to bind; default 127.0.0.1. */
+  host?: string
+  /** Default 0 (any free port). */
+  port?: number
+  /** Public issuer URL when it differs from the bind address (containers); default http://host:port. */
+  issuer?: string
+  clients?: IdpClient[]
+  /** Resource indicator and `aud` of the API's access tokens; default http://127.0.0.1:4001. */
+  apiAudience?: string
+  /** Seconds; default 300. */
+  accessTokenTtl?: number
+  /** Seconds; default 86400. */
+  refreshTokenTtl?: number
+  /** Seconds; default 600. */
+  idTokenTtl?: number
+  users?: MockUser[]
+  /** Shifts iat/exp of issued ID tokens and JWT access tokens; default 0. */
+  clockSkewSeconds?: number
+}
+
+export interface BackchannelLogoutDelivery {
+  uri: string
+  /** HTTP status of the receiver's answer; absent when it could not be reached. */
+  status?: number
+  error?: string
+  sub?: string
+  sid?: string
+  at: number
+}
+
+export interface IdentityProvider {
+  readonly issuer: string
+  readonly port: number
+  readonly apiAudience: string
+  readonly jwksUri: string
+  /** Token endpoint requests by grant_type, counted on arrival, successful or not. */
+  readonly tokenCalls: TokenCalls
+  resetCounters (): void
+  /** Changes a user's roles; the next issued tokens carry them. */
+  setRoles (sub: string, roles: string[]): void
+  /** Holds every token endpoint request this long before processing it (0 = off). */
+  setTokenEndpointDelay (ms: number): void
+  /** Shifts iat/exp of the ID tokens and access tokens issued from now on. */
+  setClockSkew (seconds: number): void
+  /** Revokes every grant of the user (and so every refresh token), as an IdP admin would; returns how many. */
+  revokeGrantsOf (sub: string): number
+  /** Ids of the user's live grants. */
+  grantsOf (sub: string): string[]
+  /** Ends the user's IdP sessions and sends back-channel logout to every client they signed in to. */
+  logoutUser (sub: string): Promise<BackchannelLogoutDelivery[]>
+  readonly backchannelLogoutsSent: BackchannelLogoutDelivery[]
+  /** Errors oidc-provider reported as server_error, and handler crashes; empty in a healthy run. */
+  readonly serverErrors: unknown[]
+  readonly provider: ProviderType
+  /** Closes the listener (and open connections) but keeps all state. */
+  stop (): Promise<void>
+  /** Listens again on the same port. */
+  start (): Promise<void>
+  close (): Promise<void>
+}
+
+function assertIssuer (issuer: string): void {
+  const url = new URL(issuer)
+  // Interaction and end-session pages are served from the root; a path prefix is not supported.
+  if (url.pathname !== '/' || url.search || url.hash || issuer.endsWith('/')) {
+    throw new Error(`issuer must be an origin without path or trailing slash, got ${issuer}`)
+  }
+}
+
+async function signingKeys (): Promise<{ keys: Array<Record<string, unknown>> }> {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const jwk = await exportJWK(privateKey)
+  return { keys: [{ ...jwk, kid: `mock-${randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' }] }
+}
+
+export async function startIdentityProvider (options: IdentityProviderOptions = {}): Promise<IdentityProvider> {
+  const { Provider, errors } = await loadOidcProvider()
+  const host = options.host ?? '127.0.0.1'
+  const apiAudience = options.apiAudience ?? 'http://127.0.0.1:4001'
+  const accessTokenTtl = options.accessTokenTtl ?? 300
+  const refreshTokenTtl = options.refreshTokenTtl ?? 86_400
+  const idTokenTtl = options.idTokenTtl ?? 600
+  let clockSkewSeconds = options.clockSkewSeconds ?? 0
+
+  const users = new UserDirectory(options.users)
+  const store = new MemoryAdapterStore()
+  const tap: TokenEndpointTap = { calls: createTokenCalls(), delayMs: 0 }
+  const backchannelLogoutsSent: BackchannelLogoutDelivery[] = []
+  const serverErrors: unknown[] = []
+
+  // The issuer contains the port, so bind first and build the provider after.
+  let handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> = async (_req, res) => {
+    res.writeHead(503)
+    res.end()
+  }
+  const server = createServer((req, res) => {
+    handler(req, res).catch(error => {
+      serverErrors.push(error)
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/html; charset=utf-8' })
+        res.end(errorPage({ error: 'server_error' }))
+      } else {
+        res.destroy()
+      }
+    })
+  })
+  const jwks = await signingKeys()
+  const listener = new RestartableListener(server, host, options.port ?? 0)
+  await listener.start()
+  try {
+    const issuer = options.issuer ?? `http://${urlHost(host)}:${listener.port}`
+    assertIssuer(issuer)
+    return buildProvider(issuer)
+  } catch (error) {
+    await listener.close()
+    throw error
+  }
+
+  /** Every request oidc-provider makes goes through here; back-channel logout deliveries are logged. */
+  async function outgoingFetch (url: string | URL, init: RequestInit): Promise<Response> {
+    const logoutToken = init.body instanceof URLSearchParams ? init.body.get('logout_token') : null
+    let claims: { sub?: string, sid?: string } = {}
+    if (logoutToken) {
+      const { sub, sid } = decodeJwt(logoutToken)
+      claims = { ...(sub ? { sub } : {}), ...(typeof sid === 'string' ? { sid } : {}) }
+    }
+    try {
+      const response = await globalThis.fetch(url, init)
+      if (logoutToken) backchannelLogoutsSent.push({ uri: String(url), status: response.status, ...claims, at: Date.now() })
+      return response
+    } catch (error) {
+      if (logoutToken) backchannelLogoutsSent.push({ uri: String(url), error: (error as Error).message, ...claims, at: Date.now() })
+      throw error
+    }
+  }
+
+  function buildProvider (issuer: string): IdentityProvider {
+    const configuration = providerConfiguration({
+      clients: options.clients ?? [],
+      apiAudience,
+      accessTokenTtl,
+      refreshTokenTtl,
+      idTokenTtl,
+      clockSkewSeconds: () => clockSkewSeconds,
+      users,
+      store,
+      jwks,
+      fetch: outgoingFetch,
+      invalidTarget: description => new errors.InvalidTarget(description),
+    })
+    const provider = new Provider(issuer, configuration)
+    provider.on('server_error', (_ctx, error) => { serverErrors.push(error) })
+    // Koa prints unhandled errors unless someone listens.
+    provider.on('error', error => { serverErrors.push(error) })
+
+    const providerCallback = provider.callback()
+    const handleInteraction = createInteractionHandler(provider, users)
+    const tokenPath = new URL(provider.urlFor('token')).pathname
+    const handleToken = tapTokenEndpoint(tap, providerCallback)
+
+    handler = async (req, res) => {
+      const { pathname } = new URL(req.url ?? '/', 'http://mock.invalid')
+      const interactionUid = matchInteractionPath(pathname)
+      if (interactionUid !== undefined) return handleInteraction(req, res, interactionUid)
+      if (req.method === 'POST' && pathname === tokenPath) return handleToken(req, res)
+      return providerCallback(req, res)
+    }
+
+    return {
+      issuer,
+      get port () { return listener.port },
+      apiAudience,
+      jwksUri: provider.urlFor('jwks'),
+      tokenCalls: tap.calls,
+      resetCounters () {
+        tap.calls.authorizationCode = 0
+        tap.calls.refreshToken = 0
+        tap.calls.other = 0
+      },
+      setRoles (sub, roles) { users.setRoles(sub, roles) },
+      setTokenEndpointDelay (ms) { tap.delayMs = ms },
+      setClockSkew (seconds) { clockSkewSeconds = seconds },
+      revokeGrantsOf (sub) {
+        const grants = store.list('Grant').filter(({ payload }) => payload.accountId === sub)
+        for (const { id } of grants) store.revokeGrant(id)
+        return grants.length
+      },
+      grantsOf (sub) {
+        return store.list('Grant').filter(({ payload }) => payload.accountId === sub).map(({ id }) => id)
+      },
+      async logoutUser (sub) {
+        const sent = backchannelLogoutsSent.length
+        for (const { id, payload } of store.list('Session')) {
+          if (payload.accountId !== sub) continue
+          for (const [clientId, authorization] of Object.entries(payload.authorizations ?? {})) {
+            const client = await provider.Client.find(clientId)
+            // Failures are logged in backchannelLogoutsSent; the logout itself goes on.
+            if (client?.backchannelLogoutUri) await client.backchannelLogout(sub, authorization.sid).catch(() => {})
+          }
+          store.delete('Session', id)
+        }
+        return backchannelLogoutsSent.slice(sent)
+      },
+      backchannelLogoutsSent,
+      serverErrors,
+      provider,
+      stop: () => listener.stop(),
+      start: () => listener.start(),
+      close: () => listener.close(),
+    }
+  }
+}
