@@ -27,6 +27,8 @@ import adminRoutes from './admin/admin-routes.js'
 export interface GatewayDeps {
   /** A store to use instead of the configured one (tests run the same app on both). */
   store?: SessionStore
+  /** Lease of the cross-instance refresh lock; tests shorten it to prove renewal. */
+  refreshLockLeaseMs?: number
 }
 
 export interface Gateway {
@@ -100,6 +102,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     oidc,
     skewSeconds: config.tokenRefreshSkewSeconds,
     rolesClaim: config.rolesClaim,
+    ...(deps.refreshLockLeaseMs ? { lockLeaseMs: deps.refreshLockLeaseMs } : {}),
     observer: {
       attempt: () => metrics.refreshAttempts.inc(),
       success: (ms) => {

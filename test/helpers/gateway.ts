@@ -6,7 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, type GatewayConfig } from '../../gateway/config.js'
-import { buildApp, type Gateway } from '../../gateway/app.js'
+import { buildApp, type Gateway, type GatewayDeps } from '../../gateway/app.js'
 import { freePort } from './free-port.js'
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789-abcdefghijkl'
@@ -45,6 +45,7 @@ export interface TestGatewayOptions {
   redisUrl?: string
   policy: RoutePolicyJson
   env?: Record<string, string>
+  deps?: GatewayDeps
 }
 
 export interface TestGateway {
@@ -76,7 +77,7 @@ export async function startTestGateway (options: TestGatewayOptions): Promise<Te
     ...options.env,
   }
   const config = await loadConfig(env)
-  const gateway = await buildApp(config)
+  const gateway = await buildApp(config, options.deps)
   const addresses = await gateway.listen()
   return {
     url: addresses.public,

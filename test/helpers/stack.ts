@@ -7,6 +7,7 @@ import { startIdentityProvider, type IdentityProvider, type IdentityProviderOpti
 import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 import { freePort } from './free-port.js'
+import type { GatewayDeps } from '../../gateway/app.js'
 import { examplePolicy, startTestGateway, TEST_CLIENT_ID, TEST_CLIENT_SECRET, type RoutePolicyJson, type TestGateway } from './gateway.js'
 
 export interface StackOptions {
@@ -16,6 +17,7 @@ export interface StackOptions {
   gatewayEnv?: Record<string, string>
   policy?: (upstream: string) => RoutePolicyJson
   redisPersistence?: boolean
+  deps?: GatewayDeps
 }
 
 export interface Stack {
@@ -60,6 +62,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     policy,
     ...(redis ? { redisUrl: redis.url } : {}),
     env: { OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }), ...options.gatewayEnv },
+    ...(options.deps ? { deps: options.deps } : {}),
   })
   const gateways: TestGateway[] = []
   for (const port of ports) gateways.push(await start(port))
