@@ -15,12 +15,21 @@ import { createSessionStore } from './session/create-store.js'
 import { waitForRedis } from './session/redis-client.js'
 import type { SessionStore } from './session/store.js'
 import { createSessionCrypto } from './session/session-crypto.js'
-import { createSessionManager, type ActiveSession } from './session/sessions.js'
+import { createSessionManager, type SessionSecrets } from './session/sessions.js'
 import sessionPlugin from './session/session-plugin.js'
 import { createOidcClient, type OidcClient } from './auth/oidc-client.js'
 import { createTokenRefresher } from './auth/token-refresher.js'
 import authRoutes from './auth/auth-routes.js'
+import deviceRoutes from './auth/device-routes.js'
+import backchannelLogoutRoute from './auth/backchannel-logout-route.js'
+import { createLogoutTokenVerifier } from './auth/logout-token.js'
 import csrfPlugin from './csrf.js'
+import canonicalPath from './canonical-path.js'
+import securityHeaders from './security-headers.js'
+import corsPlugin from './cors.js'
+import loginRateLimit from './login-rate-limit.js'
+import { onClientError, onRouterError } from './protocol-errors.js'
+import { MAX_PATH_LENGTH } from './proxy/normalise-path.js'
 import proxyPlugin from './proxy/proxy-plugin.js'
 import adminRoutes from './admin/admin-routes.js'
 
@@ -63,7 +72,11 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     bodyLimit: 1024 * 1024,
-    routerOptions: { maxParamLength: 200 },
+    // The canonical-path check owns the length limit (414); the router's must not be tighter.
+    routerOptions: { maxParamLength: MAX_PATH_LENGTH },
+    // What the HTTP parser and the router refuse still gets the contract's JSON errors.
+    clientErrorHandler: onClientError,
+    frameworkErrors: onRouterError,
   })
   const admin = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-admin'),
@@ -79,16 +92,10 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     app.log.warn('SESSION_STORE=memory: sessions live in this process only; use Redis for more than one instance or a restart-proof demo')
   }
 
-  const sessions = createSessionManager({
-    store,
-    crypto: createSessionCrypto(config.sessionSecrets),
-    idleTimeoutSeconds: config.idleTimeoutSeconds,
-    absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
-  })
   const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri })
 
-  async function revokeRefreshToken (session: ActiveSession, log: FastifyInstance['log']): Promise<void> {
-    const token = session.secrets.refreshToken
+  async function revokeRefreshToken (secrets: SessionSecrets, log: FastifyInstance['log']): Promise<void> {
+    const token = secrets.refreshToken
     if (!token) return
     // Bounded: an unreachable IdP must not hold a logout hostage; the session is already gone here.
     const revocation = oidc.revoke(token, 'refresh_token').catch((error: unknown) => {
@@ -96,6 +103,19 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     })
     await Promise.race([revocation, new Promise(resolve => setTimeout(resolve, REVOCATION_WAIT_MS).unref())])
   }
+
+  const sessions = createSessionManager({
+    store,
+    crypto: createSessionCrypto(config.sessionSecrets),
+    idleTimeoutSeconds: config.idleTimeoutSeconds,
+    absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
+    // Sessions revoked from elsewhere (operator, back-channel, another device) keep their tokens
+    // sealed under the browser's key; the browser's next visit lets us revoke them at the IdP.
+    onRevokedSessionSeen: async (secrets, meta, reason) => {
+      await revokeRefreshToken(secrets, app.log)
+      audit('session_revoked', { reason, sub: meta.sub, stage: 'refresh_token_revoked' })
+    },
+  })
 
   const refresher = createTokenRefresher({
     sessions,
@@ -115,33 +135,61 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
         // We held the newest refresh token and no refresh of ours was in flight, yet the IdP refused it:
         // revoked at the IdP, or used by someone else (theft). Either way the user's sessions are suspect.
         audit('refresh_failed', { reason: oauthError, sub: session.meta.sub, session: session.handle })
-        const revoked = await store.destroyByUser(session.meta.sub)
+        const revoked = await store.revokeByUser(session.meta.sub, 'theft_suspected')
+        await store.bumpUserEpoch(session.meta.sub, config.absoluteTimeoutSeconds * 1000)
         audit('theft_suspected', { reason: 'refresh_token_rejected', sub: session.meta.sub, revoked: revoked.length })
       },
     },
   })
 
+  // First: every response carries the security headers, and every hook after the cookie
+  // parser (which later onSend hooks rely on) sees one canonical path.
+  await app.register(securityHeaders, { publicUrl: config.publicUrl })
   await app.register(cookie)
+  await app.register(canonicalPath)
   await app.register(sessionPlugin, {
     sessions,
     cookieName: config.cookie.name,
     secure: config.cookie.secure,
     sameSite: config.cookie.sameSite,
+    binding: { mode: config.sessionBinding, rules: config.sessionBindingNetwork },
+    onBindingMismatch: (session, mismatch, revoked) => audit('binding_mismatch', {
+      reason: mismatch, sub: session.meta.sub, session: session.handle, action: revoked ? 'revoked' : 'logged',
+    }),
   })
   await app.register(csrfPlugin, {
     allowedOrigins: [config.publicOrigin, ...config.allowedOrigins],
     onRefused: (request, reason) => audit('csrf_refused', { reason, ip: request.ip }),
   })
+  await app.register(corsPlugin, { allowedOrigins: config.allowedOrigins })
+  await app.register(loginRateLimit, {
+    max: config.loginRateLimit,
+    windowMs: 60_000,
+    routes: ['/bff/login', '/bff/callback'],
+    ...(created.redis ? { redis: created.redis } : {}),
+  })
   await app.register(authRoutes, {
     oidc,
     publicUrl: config.publicUrl,
     rolesClaim: config.rolesClaim,
+    sessionCookieName: config.cookie.name,
     loginCookieName: `${config.cookie.name}-login`,
     secureCookies: config.cookie.secure,
     audit,
     revokeRefreshToken,
   })
-  await app.register(proxyPlugin, { policy: config.routes, refresher, metrics, publicUrl: config.publicUrl })
+  await app.register(deviceRoutes, { audit })
+  await app.register(backchannelLogoutRoute, {
+    audit,
+    absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
+    verify: createLogoutTokenVerifier({
+      issuer: config.oidc.issuer,
+      clientId: config.oidc.clientId,
+      jwksUri: () => oidc.jwksUri(),
+      claimJti: (key, ttlMs) => store.claimOnce(key, ttlMs),
+    }),
+  })
+  await app.register(proxyPlugin, { policy: config.routes, refresher, metrics, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
   app.get('/healthz', async () => ({ status: 'ok' }))
   if (config.staticDir) {
     await app.register(fastifyStatic, { root: config.staticDir, wildcard: true, index: 'index.html', cacheControl: false })
@@ -150,7 +198,14 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) })
   })
 
-  await admin.register(adminRoutes, { adminToken: config.adminToken, metrics, store, oidc })
+  await admin.register(adminRoutes, {
+    adminToken: config.adminToken,
+    metrics,
+    store,
+    oidc,
+    audit: createAudit(admin.log, metrics),
+    absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
+  })
 
   return {
     app,

@@ -48,7 +48,13 @@ export interface GatewayConfig {
   tokenRefreshSkewSeconds: number
   allowedOrigins: string[]
   sessionBinding: SessionBindingMode
+  /** Network prefixes compared by session binding; absent: addresses of that family are not compared. */
+  sessionBindingNetwork: { ipv4Prefix?: number, ipv6Prefix?: number }
   trustProxy: TrustProxy
+  /** Requests per minute per client IP to each of /bff/login and /bff/callback. */
+  loginRateLimit: number
+  /** Largest request body forwarded to an upstream, in bytes. */
+  proxyBodyLimit: number
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   /** A directory of static files (the SPA) served at `/`, same origin as the BFF endpoints. */
   staticDir?: string
@@ -192,6 +198,8 @@ const envSchema = z.object({
     return origins
   }),
   SESSION_BINDING: z.enum(['off', 'log', 'revoke']).default('off'),
+  SESSION_BINDING_IPV4_PREFIX: z.coerce.number().int().min(0).max(32).optional(),
+  SESSION_BINDING_IPV6_PREFIX: z.coerce.number().int().min(0).max(128).optional(),
   TRUST_PROXY: z.string().optional().transform((value, ctx): TrustProxy => {
     const text = (value ?? '').trim()
     if (text === '' || text === 'false') return false
@@ -204,6 +212,8 @@ const envSchema = z.object({
     }
     return list
   }),
+  LOGIN_RATE_LIMIT: z.coerce.number().int().positive().default(30),
+  PROXY_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
   STATIC_DIR: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
@@ -298,7 +308,13 @@ export async function loadConfig (env: Record<string, string | undefined>): Prom
     tokenRefreshSkewSeconds: e.TOKEN_REFRESH_SKEW,
     allowedOrigins: e.ALLOWED_ORIGINS,
     sessionBinding: e.SESSION_BINDING,
+    sessionBindingNetwork: {
+      ...(e.SESSION_BINDING_IPV4_PREFIX !== undefined ? { ipv4Prefix: e.SESSION_BINDING_IPV4_PREFIX } : {}),
+      ...(e.SESSION_BINDING_IPV6_PREFIX !== undefined ? { ipv6Prefix: e.SESSION_BINDING_IPV6_PREFIX } : {}),
+    },
     trustProxy: e.TRUST_PROXY,
+    loginRateLimit: e.LOGIN_RATE_LIMIT,
+    proxyBodyLimit: e.PROXY_BODY_LIMIT,
     logLevel: e.LOG_LEVEL,
     ...(e.STATIC_DIR ? { staticDir: e.STATIC_DIR } : {}),
   }

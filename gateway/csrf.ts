@@ -10,10 +10,15 @@
  *    (constant-time). A token per session, read from `/bff/user`, which a
  *    cross-site page cannot read.
  *
+ * 4. A WebSocket handshake is a GET that a page on any site can start with the
+ *    browser's cookies, and it cannot carry a custom header: it must carry an
+ *    allowed `Origin` (browsers always send one).
+ *
  * Routes opt in through their config (`csrf: true`) and out of the fetch-site
  * check with `crossSiteAllowed: true`; there is no global switch to turn it off.
  */
 import { timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { Csrf, Unauthenticated } from './errors.js'
@@ -49,6 +54,11 @@ export function checkOrigin (origin: string | string[] | undefined, allowed: Rea
   return typeof origin === 'string' && allowed.has(origin) ? { ok: true } : { ok: false, reason: 'origin' }
 }
 
+/** A WebSocket handshake must name its origin, and an allowed one. */
+export function checkWebSocketOrigin (origin: string | string[] | undefined, allowed: ReadonlySet<string>): CsrfVerdict {
+  return typeof origin === 'string' && allowed.has(origin) ? { ok: true } : { ok: false, reason: 'origin' }
+}
+
 export interface CsrfOptions {
   allowedOrigins: readonly string[]
   onRefused?: (request: FastifyRequest, reason: string) => void
@@ -62,9 +72,15 @@ async function csrfPlugin (app: import('fastify').FastifyInstance, options: Csrf
   }
 
   app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config?.crossSiteAllowed) return
-    const verdict = checkFetchSite(request.headers['sec-fetch-site'])
-    if (!verdict.ok) throw refuse(request, verdict.reason)
+    if (!request.routeOptions.config?.crossSiteAllowed) {
+      const verdict = checkFetchSite(request.headers['sec-fetch-site'])
+      if (!verdict.ok) throw refuse(request, verdict.reason)
+    }
+    // Node marks requests that asked to switch protocols (only while someone listens for upgrades).
+    if ((request.raw as IncomingMessage & { upgrade?: boolean }).upgrade === true) {
+      const verdict = checkWebSocketOrigin(request.headers.origin, allowed)
+      if (!verdict.ok) throw refuse(request, verdict.reason)
+    }
   })
 
   app.addHook('preHandler', async (request) => {

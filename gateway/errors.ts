@@ -10,7 +10,8 @@ import createError from '@fastify/error'
 const create = (code: string, message: string, status: number) =>
   createError(`BFF_${code}`, message, status, Error, false)
 
-export const InvalidRequest = create('INVALID_REQUEST', 'The request is malformed', 400)
+// Always thrown with a message saying what is wrong with the request.
+export const InvalidRequest = create('INVALID_REQUEST', '%s', 400)
 export const InvalidPath = create('INVALID_PATH', 'The request path is not in canonical form', 400)
 export const InvalidReturnTo = create('INVALID_RETURN_TO', 'returnTo must be a same-origin relative path', 400)
 export const InvalidState = create('INVALID_STATE', 'The login was not started by this browser or has expired', 400)
@@ -22,6 +23,9 @@ export const Csrf = create('CSRF', 'The request failed the cross-site request fo
 export const Forbidden = create('FORBIDDEN', 'This request is not allowed for this user', 403)
 export const NotFound = create('NOT_FOUND', 'No such endpoint', 404)
 export const PayloadTooLarge = create('PAYLOAD_TOO_LARGE', 'The request body is too large', 413)
+export const UriTooLong = create('URI_TOO_LONG', 'The request path is too long', 414)
+export const HeadersTooLarge = create('HEADERS_TOO_LARGE', 'The request headers are too large', 431)
+export const RequestTimeout = create('REQUEST_TIMEOUT', 'The request was not received in time', 408)
 export const RateLimited = create('RATE_LIMITED', 'Too many requests; slow down', 429)
 export const Internal = create('INTERNAL', 'Internal error', 500)
 export const BadGateway = create('BAD_GATEWAY', 'The upstream API could not be reached', 502)

@@ -3,14 +3,17 @@
  * `Authorization: Bearer <JWT access token>` from the IdP, checked against its
  * JWKS (signature, iss, aud, exp, typ at+jwt). It knows nothing of cookies and
  * sets a stray one on every response, which the gateway must not pass on.
+ * `/ws/echo` is a WebSocket echo behind the same bearer check.
  */
 import { randomUUID } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
 import type { JWTPayload } from 'jose'
+import { WebSocketServer } from 'ws'
 import { RestartableListener } from './listener.js'
 import { urlHost } from './url-host.js'
 
@@ -182,6 +185,28 @@ export async function startUpstreamApi (options: UpstreamApiOptions): Promise<Up
 
   app.setNotFoundHandler(async (_request, reply) => sendError(reply, 404, 'not_found', 'no such route'))
 
+  // GET /ws/echo as a WebSocket: the handshake needs the bearer token; the first message tells what the
+  // handshake carried (subject, URL, any cookie), then every message comes back as sent.
+  const sockets = new WebSocketServer({ noServer: true })
+  function refuseUpgrade (socket: Duplex, status: number, error: string): void {
+    const body = JSON.stringify({ error, message: 'WebSocket handshake refused' })
+    socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    received.push({ method: request.method ?? 'GET', url: request.url ?? '', headers: { ...request.headers }, at: Date.now() })
+    if (new URL(request.url ?? '/', 'http://api.invalid').pathname !== '/ws/echo') return refuseUpgrade(socket, 404, 'not_found')
+    const match = /^Bearer ([^\s]+)$/i.exec(request.headers.authorization ?? '')
+    if (!match?.[1]) return refuseUpgrade(socket, 401, 'invalid_token')
+    verify(match[1]).then(claims => {
+      sockets.handleUpgrade(request, socket, head, ws => {
+        ws.send(JSON.stringify({ user: String(claims.sub), url: request.url, cookie: request.headers.cookie ?? null }))
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+      })
+    }, () => refuseUpgrade(socket, 401, 'invalid_token'))
+  })
+  // Upgraded connections are no longer the HTTP server's: end them with the listener.
+  const closeSockets = () => { for (const ws of sockets.clients) ws.terminate() }
+
   await app.ready()
   const listener = new RestartableListener(app.server, host, options.port ?? 0)
   await listener.start()
@@ -191,9 +216,13 @@ export async function startUpstreamApi (options: UpstreamApiOptions): Promise<Up
     get port () { return listener.port },
     received,
     clear () { received.length = 0 },
-    stop: () => listener.stop(),
+    async stop () {
+      closeSockets()
+      await listener.stop()
+    },
     start: () => listener.start(),
     async close () {
+      closeSockets()
       await listener.close()
       await app.close()
     },

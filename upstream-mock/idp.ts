@@ -53,6 +53,8 @@ export interface BackchannelLogoutDelivery {
   error?: string
   sub?: string
   sid?: string
+  /** The logout token as sent, so tests can replay or tamper with it. */
+  logoutToken: string
   at: number
 }
 
@@ -138,7 +140,7 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
   try {
     const issuer = options.issuer ?? `http://${urlHost(host)}:${listener.port}`
     assertIssuer(issuer)
-    return buildProvider(issuer)
+    return await buildProvider(issuer)
   } catch (error) {
     await listener.close()
     throw error
@@ -154,15 +156,15 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
     }
     try {
       const response = await globalThis.fetch(url, init)
-      if (logoutToken) backchannelLogoutsSent.push({ uri: String(url), status: response.status, ...claims, at: Date.now() })
+      if (logoutToken) backchannelLogoutsSent.push({ uri: String(url), status: response.status, ...claims, logoutToken, at: Date.now() })
       return response
     } catch (error) {
-      if (logoutToken) backchannelLogoutsSent.push({ uri: String(url), error: (error as Error).message, ...claims, at: Date.now() })
+      if (logoutToken) backchannelLogoutsSent.push({ uri: String(url), error: (error as Error).message, ...claims, logoutToken, at: Date.now() })
       throw error
     }
   }
 
-  function buildProvider (issuer: string): IdentityProvider {
+  async function buildProvider (issuer: string): Promise<IdentityProvider> {
     const configuration = providerConfiguration({
       clients: options.clients ?? [],
       apiAudience,
@@ -177,6 +179,12 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
       invalidTarget: description => new errors.InvalidTarget(description),
     })
     const provider = new Provider(issuer, configuration)
+    // oidc-provider validates static clients on first use; fail at start instead.
+    for (const { clientId } of options.clients ?? []) {
+      await provider.Client.find(clientId).catch((error: Error & { error_description?: string }) => {
+        throw new Error(`client ${clientId}: ${error.message}${error.error_description ? ` (${error.error_description})` : ''}`, { cause: error })
+      })
+    }
     provider.on('server_error', (_ctx, error) => { serverErrors.push(error) })
     // Koa prints unhandled errors unless someone listens.
     provider.on('error', error => { serverErrors.push(error) })

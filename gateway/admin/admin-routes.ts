@@ -1,11 +1,14 @@
 /**
  * The operator listener: health, readiness, metrics, and `/admin/*`.
- * Never exposed publicly; every `/admin/*` call needs the admin bearer token.
+ * Never exposed publicly; `/admin/*` and `/metrics` need the admin bearer token.
+ * Sessions are named by their public handle, never by a cookie value.
  */
 import type { FastifyInstance } from 'fastify'
-import { NotFound, Unauthenticated } from '../errors.js'
+import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
+import type { Audit } from '../audit.js'
 import type { GatewayMetrics } from '../metrics.js'
 import type { SessionStore } from '../session/store.js'
+import { byLastSeen, viewOf } from '../session/session-view.js'
 import type { OidcClient } from '../auth/oidc-client.js'
 import { createAdminTokenCheck } from './admin-auth.js'
 
@@ -14,10 +17,12 @@ export interface AdminRoutesOptions {
   metrics: GatewayMetrics
   store: SessionStore
   oidc: OidcClient
+  audit: Audit
+  absoluteTimeoutSeconds: number
 }
 
 export default async function adminRoutes (app: FastifyInstance, options: AdminRoutesOptions) {
-  const { metrics, store, oidc } = options
+  const { metrics, store, oidc, audit } = options
   const authorised = createAdminTokenCheck(options.adminToken)
 
   app.get('/healthz', async () => ({ status: 'ok' }))
@@ -37,10 +42,43 @@ export default async function adminRoutes (app: FastifyInstance, options: AdminR
     scope.addHook('onRequest', async (request) => {
       if (!authorised(request.headers.authorization)) throw new Unauthenticated()
     })
+
     scope.get('/metrics', async (request, reply) => {
       reply.header('content-type', metrics.registry.contentType)
       return metrics.registry.metrics()
     })
+
+    scope.get<{ Params: { sub: string } }>('/admin/users/:sub/sessions', async (request) => {
+      const sessions = (await store.listByUser(request.params.sub)).sort(byLastSeen)
+      return { sessions: sessions.map(viewOf) }
+    })
+
+    // Lost device or role change: every session of the user ends, and the epoch bump also ends any
+    // the index missed. Each device's refresh token is revoked at the IdP when it next shows up
+    // (its tokens are sealed under a key only that browser holds), and its next login is forced
+    // to re-authenticate at the IdP (prompt=login).
+    scope.delete<{ Params: { sub: string } }>('/admin/users/:sub/sessions', async (request) => {
+      const { sub } = request.params
+      const revoked = await store.revokeByUser(sub, 'operator')
+      await store.bumpUserEpoch(sub, options.absoluteTimeoutSeconds * 1000)
+      audit('session_revoked', { reason: 'operator', scope: 'user', sub, revoked: revoked.length })
+      return { revoked: revoked.length }
+    })
+
+    scope.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request) => {
+      const session = await store.get(request.params.id)
+      if (!session || !(await store.revoke(request.params.id, 'operator'))) throw new NotFound()
+      audit('session_revoked', { reason: 'operator', scope: 'session', sub: session.meta.sub, session: session.handle })
+      return { revoked: 1 }
+    })
+
+    scope.delete<{ Querystring: { all?: string } }>('/admin/sessions', async (request) => {
+      if (request.query.all !== 'true') throw new InvalidRequest('Flushing every session needs ?all=true')
+      const revoked = await store.revokeAll('operator')
+      audit('session_revoked', { reason: 'operator', scope: 'all', revoked })
+      return { revoked }
+    })
+
     scope.all('/admin/*', async () => { throw new NotFound() })
   })
 }

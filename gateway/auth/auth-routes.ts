@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { IdpUnavailable, InvalidReturnTo, InvalidState, LoginFailed, Unauthenticated } from '../errors.js'
 import type { Audit } from '../audit.js'
-import type { ActiveSession } from '../session/sessions.js'
+import type { SessionSecrets } from '../session/sessions.js'
 import { parseReturnTo } from './return-to.js'
 import { OidcRejectedError, type OidcClient } from './oidc-client.js'
 import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
@@ -16,12 +16,13 @@ export interface AuthRoutesOptions {
   oidc: OidcClient
   publicUrl: string
   rolesClaim: string
+  sessionCookieName: string
   /** Name of the short-lived cookie that binds a login to the browser that started it. */
   loginCookieName: string
   secureCookies: boolean
   audit: Audit
   /** Revokes the session's refresh token at the IdP (bounded wait); failures are logged, never surfaced. */
-  revokeRefreshToken: (session: ActiveSession, log: FastifyRequest['log']) => Promise<void>
+  revokeRefreshToken: (secrets: SessionSecrets, log: FastifyRequest['log']) => Promise<void>
 }
 
 const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store')
@@ -44,7 +45,10 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     if (!returnTo.ok) throw new InvalidReturnTo()
     const binding = bindingFor(request.cookies[options.loginCookieName])
     const challenge = oidc.newLoginChallenge()
-    const url = await oidc.authorizationUrl(challenge)
+    // A browser whose session was revoked from elsewhere (lost device, operator, IdP logout) must
+    // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
+    const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
+    const url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
     await savePendingLogin(app.sessions.store, binding, challenge, returnTo.path)
     noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
     return reply.redirect(url.href, 302)
@@ -73,8 +77,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     if (!sub) throw new LoginFailed()
 
     // A new id at every login (fixation): whatever session this browser had ends here.
-    const previous = await request.loadSession()
-    if (previous) await app.sessions.destroy(previous.handle)
+    await app.sessions.forget(request.cookies[options.sessionCookieName])
 
     const { session, cookieValue, maxAgeSeconds } = await app.sessions.create({
       sub,
@@ -117,7 +120,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     if (!session) throw new Unauthenticated()
     await app.sessions.destroy(session.handle)
     request.useSession(undefined)
-    await options.revokeRefreshToken(session, request.log)
+    await options.revokeRefreshToken(session.secrets, request.log)
     audit('logout', { reason: 'user', sub: session.meta.sub, session: session.handle })
     let logoutUrl: string | null = null
     try {

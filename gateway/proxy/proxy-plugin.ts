@@ -1,18 +1,23 @@
 /**
  * Registers one @fastify/http-proxy per upstream in the route policy, each in
  * its own encapsulated scope, and gates every request through the policy:
- * canonical path → known prefix → session → rule → fresh token → role.
- * Only then is the request forwarded, to exactly the path that was matched.
+ * canonical path → known prefix → upgrade → body size → session → rule →
+ * fresh token → role. Only then is the request forwarded, to exactly the path
+ * that was matched.
  */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { Readable } from 'node:stream'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { Agent } from 'undici'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { BadGateway, Forbidden, GatewayTimeout, InvalidPath, NotFound, Unauthenticated } from '../errors.js'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BadGateway, Forbidden, GatewayTimeout, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
 import type { TokenRefresher } from '../auth/token-refresher.js'
 import type { GatewayMetrics } from '../metrics.js'
-import { normaliseRequestPath } from './normalise-path.js'
+import { canonicalPathOf } from '../canonical-path.js'
 import { isAllowedForRoles, matchRoute, type CompiledRoute, type RoutePolicy } from './route-policy.js'
-import { browserResponseHeaders, upstreamRequestHeaders } from './forward-headers.js'
+import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
+import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
+import { upgradeKind } from './websocket.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,9 +30,18 @@ export interface ProxyPluginOptions {
   refresher: TokenRefresher
   metrics: GatewayMetrics
   publicUrl: string
+  /** Largest request body forwarded, in bytes (also the largest WebSocket message). */
+  bodyLimit: number
   /** Upstream response timeout when a route sets none. */
   defaultTimeoutMs?: number
   connectTimeoutMs?: number
+}
+
+// Node sets `upgrade` on requests that asked to switch protocols; @types/node does not declare it.
+type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
+
+type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> & {
+  rewriteRequestHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
 }
 
 const TIMEOUT_CODES = new Set(['FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
@@ -44,13 +58,28 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   app.addHook('onClose', async () => { await dispatcher.close() })
   app.decorateRequest('bffForward', null)
 
-  async function authorise (request: FastifyRequest) {
-    const raw = request.raw.url ?? '/'
-    const queryAt = raw.indexOf('?')
-    const path = normaliseRequestPath(queryAt === -1 ? raw : raw.slice(0, queryAt))
-    if (!path.ok) throw new InvalidPath()
+  function forwardContext (request: Pick<FastifyRequest, 'ip' | 'bffForward'>): ForwardContext {
+    return {
+      accessToken: request.bffForward?.accessToken ?? '',
+      clientIp: request.ip,
+      publicProto,
+      publicHost: publicUrl.host,
+    }
+  }
+
+  // Once reading of the body stops half-way, the connection cannot carry another request.
+  function refuseBody (reply: Pick<FastifyReply, 'header'>): never {
+    reply.header('connection', 'close')
+    throw new PayloadTooLarge()
+  }
+
+  async function authorise (request: FastifyRequest, reply: FastifyReply) {
+    // The canonical-path plugin has checked the path already; this is the same, memoised result.
+    const path = request.bffPath ?? canonicalPathOf(request.raw.url ?? '')
     const match = matchRoute(policy, request.method, path)
     if (match.kind === 'unknown_prefix') throw new NotFound()
+    const kind = upgradeKind({ method: request.method, headers: request.headers, upgrade: (request.raw as UpgradableMessage).upgrade === true }, match.route.websocket)
+    if (declaredLengthExceeds(request.headers['content-length'], options.bodyLimit)) refuseBody(reply)
     let session = await request.loadSession()
     if (!session) throw new Unauthenticated()
     if (match.kind === 'no_rule') throw new Forbidden()
@@ -59,15 +88,33 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     request.useSession(session)
     if (!isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
     request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken }
+    if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
+    if (kind === 'websocket') {
+      // @fastify/http-proxy derives a handshake's upstream path from the request URL: make it the canonical one.
+      const raw = request.raw.url ?? ''
+      const queryAt = raw.indexOf('?')
+      const remainder = path.path.slice(match.route.prefix.length) || '/'
+      request.raw.url = match.route.prefix + remainder + (queryAt === -1 ? '' : raw.slice(queryAt))
+    }
   }
 
-  function onUpstreamError (reply: { send: (payload: Error) => unknown }, { error }: { error: Error & { code?: string } }) {
+  function onUpstreamError (reply: { header: (name: string, value: string) => unknown, send: (payload: Error) => unknown }, { error }: { error: Error & { code?: string } }) {
+    if (isBodyTooLarge(error)) {
+      reply.header('connection', 'close')
+      reply.send(new PayloadTooLarge({ cause: error }))
+      return
+    }
     const code = error.code ?? ''
     reply.send(TIMEOUT_CODES.has(code) ? new GatewayTimeout({ cause: error }) : new BadGateway({ cause: error }))
   }
 
   for (const route of policy.routes) {
     await app.register(async (scope) => registerUpstream(scope, route))
+  }
+
+  // The library's typings omit the header hook; its default would forward the browser's Cookie.
+  const wsClientOptions: WsClientOptions = {
+    rewriteRequestHeaders: (_headers, request) => upstreamRequestHeaders({}, forwardContext(request)),
   }
 
   async function registerUpstream (scope: FastifyInstance, route: CompiledRoute) {
@@ -93,16 +140,13 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       },
       replyOptions: {
         timeout: route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000,
-        rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
-          accessToken: request.bffForward?.accessToken ?? '',
-          clientIp: request.ip,
-          publicProto,
-          publicHost: publicUrl.host,
-        }),
+        rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, forwardContext(request)),
         rewriteHeaders: (headers) => browserResponseHeaders(headers),
         onError: onUpstreamError,
       },
     }
-    await scope.register(httpProxy, proxyOptions)
+    await scope.register(httpProxy, route.websocket
+      ? { ...proxyOptions, websocket: true, wsServerOptions: { maxPayload: options.bodyLimit }, wsClientOptions }
+      : proxyOptions)
   }
 }

@@ -3,13 +3,15 @@
  * a second gateway instance would not see these sessions, which is why the
  * gateway warns at start when it is in use.
  */
-import type { SessionStore, StoredSession } from './store.js'
+import type { RevocationReason, SessionStore, StoredSession } from './store.js'
 
 interface Expiring<T> { value: T, expiresAt: number }
 
 export function createMemoryStore (now: () => number = Date.now): SessionStore {
   const sessions = new Map<string, Expiring<StoredSession>>()
   const byUser = new Map<string, Set<string>>()
+  const bySid = new Map<string, Set<string>>()
+  const epochs = new Map<string, Expiring<number>>()
   const loginStates = new Map<string, Expiring<string>>()
   const claimed = new Map<string, number>()
   const locks = new Map<string, Expiring<string>>()
@@ -24,23 +26,52 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
     return entry.value
   }
 
+  const unindex = (session: StoredSession) => {
+    for (const [index, key] of [[byUser, session.meta.sub], [bySid, session.meta.sid]] as const) {
+      if (key === undefined) continue
+      const set = index.get(key)
+      set?.delete(session.handle)
+      if (set?.size === 0) index.delete(key)
+    }
+  }
+
+  const index = (map: Map<string, Set<string>>, key: string, handle: string) => {
+    const set = map.get(key) ?? new Set<string>()
+    set.add(handle)
+    map.set(key, set)
+  }
+
   const removeSession = (handle: string): boolean => {
     const entry = sessions.get(handle)
     if (!entry) return false
     sessions.delete(handle)
-    const index = byUser.get(entry.value.meta.sub)
-    index?.delete(handle)
-    if (index?.size === 0) byUser.delete(entry.value.meta.sub)
+    unindex(entry.value)
     return entry.expiresAt > now()
+  }
+
+  /** A live, not revoked session; expired ones are dropped on the way. */
+  const active = (handle: string): StoredSession | undefined => {
+    const session = live(sessions, handle)
+    if (!session) removeSession(handle)
+    return session && !session.revoked ? session : undefined
+  }
+
+  const revoke = (handle: string, reason: RevocationReason): boolean => {
+    const session = active(handle)
+    if (!session) return false
+    session.revoked = reason
+    unindex(session)
+    return true
   }
 
   // Expired entries are dropped when read; the sweep bounds memory for entries never read again.
   const sweep = setInterval(() => {
     const t = now()
     for (const [handle, entry] of sessions) if (entry.expiresAt <= t) removeSession(handle)
-    for (const [key, entry] of loginStates) if (entry.expiresAt <= t) loginStates.delete(key)
+    for (const map of [loginStates, locks, epochs] as Array<Map<string, Expiring<unknown>>>) {
+      for (const [key, entry] of map) if (entry.expiresAt <= t) map.delete(key)
+    }
     for (const [key, expiresAt] of claimed) if (expiresAt <= t) claimed.delete(key)
-    for (const [key, entry] of locks) if (entry.expiresAt <= t) locks.delete(key)
   }, 30_000)
   sweep.unref()
 
@@ -50,10 +81,9 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
     kind: 'memory',
     async create (session, ttlMs) {
       removeSession(session.handle)
-      sessions.set(session.handle, { value: { ...copy({ ...session, version: 1 }) }, expiresAt: now() + ttlMs })
-      const index = byUser.get(session.meta.sub) ?? new Set<string>()
-      index.add(session.handle)
-      byUser.set(session.meta.sub, index)
+      sessions.set(session.handle, { value: copy({ ...session, version: 1 }), expiresAt: now() + ttlMs })
+      index(byUser, session.meta.sub, session.handle)
+      if (session.meta.sid !== undefined) index(bySid, session.meta.sid, session.handle)
     },
     async get (handle) {
       const session = live(sessions, handle)
@@ -64,7 +94,7 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
       return copy(session)
     },
     async replace (handle, expectedVersion, next, ttlMs) {
-      const current = live(sessions, handle)
+      const current = active(handle)
       if (!current || current.version !== expectedVersion) return false
       sessions.set(handle, {
         value: { ...current, meta: { ...next.meta }, sealed: next.sealed, version: current.version + 1 },
@@ -74,32 +104,42 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
     },
     async touch (handle, lastSeenAt, ttlMs) {
       const entry = sessions.get(handle)
-      if (!entry || entry.expiresAt <= now()) return
+      if (!entry || entry.expiresAt <= now() || entry.value.revoked) return
       entry.value.lastSeenAt = lastSeenAt
       entry.expiresAt = now() + ttlMs
     },
     async destroy (handle) {
       return removeSession(handle)
     },
-    async listByUser (sub) {
-      const result: StoredSession[] = []
-      for (const handle of [...(byUser.get(sub) ?? [])]) {
-        const session = live(sessions, handle)
-        if (session) result.push(copy(session))
-        else removeSession(handle)
-      }
-      return result
+    async revoke (handle, reason) {
+      return revoke(handle, reason)
     },
-    async destroyByUser (sub) {
-      const handles = [...(byUser.get(sub) ?? [])].filter(h => live(sessions, h) !== undefined)
-      for (const handle of byUser.get(sub) ?? []) removeSession(handle)
-      return handles
+    async listByUser (sub) {
+      return [...(byUser.get(sub) ?? [])].map(active).filter((s): s is StoredSession => s !== undefined).map(copy)
+    },
+    async listBySid (sid) {
+      return [...(bySid.get(sid) ?? [])].filter(handle => active(handle) !== undefined)
+    },
+    async revokeByUser (sub, reason) {
+      return [...(byUser.get(sub) ?? [])].filter(handle => revoke(handle, reason))
+    },
+    async revokeAll (reason) {
+      return [...sessions.keys()].filter(handle => revoke(handle, reason)).length
     },
     async destroyAll () {
       const count = [...sessions.values()].filter(e => e.expiresAt > now()).length
       sessions.clear()
       byUser.clear()
+      bySid.clear()
       return count
+    },
+    async userEpoch (sub) {
+      return live(epochs, sub) ?? 0
+    },
+    async bumpUserEpoch (sub, ttlMs) {
+      const next = (live(epochs, sub) ?? 0) + 1
+      epochs.set(sub, { value: next, expiresAt: now() + ttlMs })
+      return next
     },
     async saveLoginState (state, value, ttlMs) {
       loginStates.set(state, { value, expiresAt: now() + ttlMs })

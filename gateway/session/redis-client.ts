@@ -36,6 +36,10 @@ export function createRedisConnection (config: RedisConfig): RedisConnection {
         ...(config.password ? { password: config.password, sentinelPassword: config.password } : {}),
         ...(config.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
         sentinelRetryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
+        // Sentinel reconfigures the old master only seconds after a failover and until then it still
+        // accepts writes, which the resync then throws away (sessions, rotated refresh tokens). Follow
+        // the sentinels' +switch-master at once instead of staying connected to it.
+        failoverDetector: true,
       })
     case 'cluster': {
       const options: ClusterOptions = {

@@ -11,18 +11,37 @@ import { Cluster } from 'ioredis'
 import { SessionStoreUnavailable } from '../errors.js'
 import { keyFor } from './keys.js'
 import type { RedisConnection } from './redis-client.js'
-import type { SessionMeta, SessionStore, StoredSession } from './store.js'
+import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
 
 const REPLACE_IF_VERSION = `
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'meta', ARGV[3], 'sealed', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`
 
 const TOUCH_IF_EXISTS = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'seen', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`
+
+// Marks a live session revoked (keeping its TTL) and returns its meta, or false.
+const REVOKE_IF_LIVE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return false end
+redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+return redis.call('HGET', KEYS[1], 'meta')`
+
+const INCR_WITH_TTL = `
+local value = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return value`
+
+const SET_ADD_WITH_TTL = `
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`
 
 const INDEX_ADD = `
@@ -46,6 +65,9 @@ interface ScriptCommands {
   bffIndexAdd (key: string, now: number, score: number, member: string): Promise<number>
   bffIfOwnerPexpire (key: string, owner: string, ttlMs: number): Promise<number>
   bffIfOwnerDel (key: string, owner: string): Promise<number>
+  bffRevokeIfLive (key: string, reason: string): Promise<string | null>
+  bffIncrWithTtl (key: string, ttlMs: number): Promise<number>
+  bffSetAddWithTtl (key: string, member: string, ttlMs: number): Promise<number>
 }
 
 function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommands {
@@ -55,6 +77,9 @@ function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommand
     bffIndexAdd: INDEX_ADD,
     bffIfOwnerPexpire: IF_OWNER_PEXPIRE,
     bffIfOwnerDel: IF_OWNER_DEL,
+    bffRevokeIfLive: REVOKE_IF_LIVE,
+    bffIncrWithTtl: INCR_WITH_TTL,
+    bffSetAddWithTtl: SET_ADD_WITH_TTL,
   }
   for (const [name, lua] of Object.entries(scripts)) {
     redis.defineCommand(name, { numberOfKeys: 1, lua })
@@ -70,6 +95,7 @@ function parseSession (handle: string, fields: Record<string, string>): StoredSe
     meta: JSON.parse(fields.meta) as SessionMeta,
     sealed: fields.sealed,
     lastSeenAt: Number(fields.seen ?? 0),
+    ...(fields.revoked ? { revoked: fields.revoked as RevocationReason } : {}),
   }
 }
 
@@ -106,6 +132,18 @@ export function createRedisStore (connection: RedisConnection): SessionStore {
     return parseSession(handle, await redis.hgetall(keyFor.session(handle)))
   }
 
+  async function unindex (handle: string, meta: SessionMeta): Promise<void> {
+    await redis.zrem(keyFor.userSessions(meta.sub), handle)
+    if (meta.sid !== undefined) await redis.srem(keyFor.sidSessions(meta.sid), handle)
+  }
+
+  async function revoke (handle: string, reason: RevocationReason): Promise<boolean> {
+    const meta = await redis.bffRevokeIfLive(keyFor.session(handle), reason)
+    if (!meta) return false
+    await unindex(handle, JSON.parse(meta) as SessionMeta)
+    return true
+  }
+
   return {
     kind: 'redis',
     create: (session, ttlMs) => guarded(async () => {
@@ -116,6 +154,9 @@ export function createRedisStore (connection: RedisConnection): SessionStore {
         .pexpire(key, ttlMs)
         .exec()
       await redis.bffIndexAdd(keyFor.userSessions(session.meta.sub), Date.now(), session.meta.absoluteExpiresAt, session.handle)
+      if (session.meta.sid !== undefined) {
+        await redis.bffSetAddWithTtl(keyFor.sidSessions(session.meta.sid), session.handle, session.meta.absoluteExpiresAt - Date.now())
+      }
     }),
     get: (handle) => guarded(() => readSession(handle)),
     replace: (handle, expectedVersion, next, ttlMs) => guarded(async () => {
@@ -130,31 +171,46 @@ export function createRedisStore (connection: RedisConnection): SessionStore {
     destroy: (handle) => guarded(async () => {
       const meta = await redis.hget(keyFor.session(handle), 'meta')
       const deleted = await redis.del(keyFor.session(handle))
-      if (meta) await redis.zrem(keyFor.userSessions((JSON.parse(meta) as SessionMeta).sub), handle)
+      if (meta) await unindex(handle, JSON.parse(meta) as SessionMeta)
       return deleted === 1
     }),
+    revoke: (handle, reason) => guarded(() => revoke(handle, reason)),
     listByUser: (sub) => guarded(async () => {
       const index = keyFor.userSessions(sub)
       await redis.zremrangebyscore(index, '-inf', Date.now())
       const handles = await redis.zrange(index, 0, -1)
       const sessions = await Promise.all(handles.map(readSession))
-      const gone = handles.filter((_, i) => sessions[i] === undefined)
+      const gone = handles.filter((_, i) => sessions[i] === undefined || sessions[i]?.revoked)
       if (gone.length > 0) await redis.zrem(index, ...gone)
-      return sessions.filter((s): s is StoredSession => s !== undefined)
+      return sessions.filter((s): s is StoredSession => s !== undefined && !s.revoked)
     }),
-    destroyByUser: (sub) => guarded(async () => {
-      const index = keyFor.userSessions(sub)
-      const handles = await redis.zrange(index, 0, -1)
-      const deleted = await Promise.all(handles.map(h => redis.del(keyFor.session(h))))
-      await redis.del(index)
-      return handles.filter((_, i) => deleted[i] === 1)
+    listBySid: (sid) => guarded(async () => {
+      const handles = await redis.smembers(keyFor.sidSessions(sid))
+      const sessions = await Promise.all(handles.map(readSession))
+      return handles.filter((_, i) => sessions[i] !== undefined && !sessions[i]?.revoked)
+    }),
+    revokeByUser: (sub, reason) => guarded(async () => {
+      const handles = await redis.zrange(keyFor.userSessions(sub), 0, -1)
+      const revoked = await Promise.all(handles.map(h => revoke(h, reason)))
+      await redis.del(keyFor.userSessions(sub))
+      return handles.filter((_, i) => revoked[i])
+    }),
+    revokeAll: (reason) => guarded(async () => {
+      let count = 0
+      for (const key of await scanKeys(keyFor.allSessions())) {
+        if (await redis.bffRevokeIfLive(key, reason)) count += 1
+      }
+      for (const key of [...await scanKeys(keyFor.allUserIndexes()), ...await scanKeys(keyFor.allSidIndexes())]) await redis.del(key)
+      return count
     }),
     destroyAll: () => guarded(async () => {
       let count = 0
       for (const key of await scanKeys(keyFor.allSessions())) count += await redis.del(key)
-      for (const key of await scanKeys(keyFor.allUserIndexes())) await redis.del(key)
+      for (const key of [...await scanKeys(keyFor.allUserIndexes()), ...await scanKeys(keyFor.allSidIndexes())]) await redis.del(key)
       return count
     }),
+    userEpoch: (sub) => guarded(async () => Number(await redis.get(keyFor.userEpoch(sub)) ?? 0)),
+    bumpUserEpoch: (sub, ttlMs) => guarded(() => redis.bffIncrWithTtl(keyFor.userEpoch(sub), ttlMs)),
     saveLoginState: (state, value, ttlMs) => guarded(async () => {
       await redis.set(keyFor.loginState(state), value, 'PX', ttlMs)
     }),

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { ActiveSession, SessionManager } from './sessions.js'
+import { bindingMismatch, type BindingMismatch, type BindingRules } from './session-binding.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +32,8 @@ export interface SessionPluginOptions {
   cookieName: string
   secure: boolean
   sameSite: 'lax' | 'strict'
+  binding: { mode: 'off' | 'log' | 'revoke', rules: BindingRules }
+  onBindingMismatch?: (session: ActiveSession, mismatch: BindingMismatch, revoked: boolean) => void
 }
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions) {
@@ -46,10 +49,22 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   app.decorateRequest('bffSession', null)
   app.decorateRequest('bffCookieMaxAge', null)
 
+  const { binding } = options
   app.decorateRequest('loadSession', function () {
     this.bffSession ??= (async () => {
       const session = await sessions.load(this.cookies[cookieName])
-      if (session) this.bffCookieMaxAge = (await sessions.touch(session)) ?? null
+      if (!session) return undefined
+      if (binding.mode !== 'off') {
+        const mismatch = bindingMismatch(session.meta, { ip: this.ip, userAgent: this.headers['user-agent'] ?? '' }, binding.rules)
+        if (mismatch) {
+          options.onBindingMismatch?.(session, mismatch, binding.mode === 'revoke')
+          if (binding.mode === 'revoke') {
+            await sessions.revoke(session, 'binding')
+            return undefined
+          }
+        }
+      }
+      this.bffCookieMaxAge = (await sessions.touch(session)) ?? null
       return session
     })()
     return this.bffSession

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import type { SessionCrypto } from './session-crypto.js'
 import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
-import type { SessionMeta, SessionStore, StoredSession } from './store.js'
+import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
 
 /** Everything about a session that is encrypted at rest. */
 export interface SessionSecrets {
@@ -45,12 +45,17 @@ export interface SessionManagerOptions {
   crypto: SessionCrypto
   idleTimeoutSeconds: number
   absoluteTimeoutSeconds: number
+  /**
+   * Called once per revoked session when its own browser shows up again (we then hold the
+   * cookie's key and can read its tokens): the place to revoke its refresh token at the IdP.
+   */
+  onRevokedSessionSeen?: (secrets: SessionSecrets, meta: SessionMeta, reason: RevocationReason) => Promise<void>
   now?: () => number
 }
 
 export interface SessionManager {
   readonly store: SessionStore
-  create (identity: Omit<SessionMeta, 'createdAt' | 'absoluteExpiresAt'>, secrets: Omit<SessionSecrets, 'csrfToken'>): Promise<NewSession>
+  create (identity: Omit<SessionMeta, 'createdAt' | 'absoluteExpiresAt' | 'epoch'>, secrets: Omit<SessionSecrets, 'csrfToken'>): Promise<NewSession>
   /** The live session named by a raw cookie value, or undefined (forged, expired, ended). */
   load (rawCookie: string | undefined): Promise<ActiveSession | undefined>
   /** The current stored state of a session already loaded in this request. */
@@ -63,6 +68,12 @@ export interface SessionManager {
    */
   touch (session: ActiveSession): Promise<number | undefined>
   destroy (handle: string): Promise<boolean>
+  /** Ends a session from its own request (binding, theft): tombstone it and revoke its tokens now. */
+  revoke (session: ActiveSession, reason: RevocationReason): Promise<void>
+  /** Why the session this cookie named was revoked from elsewhere, if it was. */
+  revocationOf (rawCookie: string | undefined): Promise<RevocationReason | undefined>
+  /** Ends whatever record the cookie names, live or tombstone, revoking its tokens (a new login replaces it). */
+  forget (rawCookie: string | undefined): Promise<void>
   cookieMaxAgeSeconds (session: Pick<ActiveSession, 'meta'>): number
 }
 
@@ -95,12 +106,31 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     }
   }
 
+  // The refresh token is revoked at most once per session, whichever instance sees it first.
+  async function revokeTokensOnce (stored: StoredSession, cookie: SessionCookieValue, reason: RevocationReason): Promise<void> {
+    if (!options.onRevokedSessionSeen) return
+    const ttl = Math.max(1, stored.meta.absoluteExpiresAt - now())
+    if (!(await store.claimOnce(`revoked-tokens:${stored.handle}`, ttl))) return
+    const session = open(stored, cookie)
+    if (session) await options.onRevokedSessionSeen(session.secrets, stored.meta, reason)
+  }
+
   async function read (cookie: SessionCookieValue): Promise<ActiveSession | undefined> {
     const stored = await store.get(cookie.handle)
     if (!stored) return undefined
     const at = now()
     if (stored.meta.absoluteExpiresAt <= at || stored.lastSeenAt + idleMs <= at) {
       await store.destroy(stored.handle)
+      return undefined
+    }
+    if (stored.revoked) {
+      await revokeTokensOnce(stored, cookie, stored.revoked)
+      return undefined
+    }
+    // "Log this user out everywhere" is one epoch bump; it also ends sessions an index missed.
+    if ((stored.meta.epoch ?? 0) < await store.userEpoch(stored.meta.sub)) {
+      await store.revoke(stored.handle, 'epoch')
+      await revokeTokensOnce(stored, cookie, 'epoch')
       return undefined
     }
     const session = open(stored, cookie)
@@ -116,7 +146,8 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     async create (identity, secrets) {
       const cookie = newSessionCookieValue()
       const at = now()
-      const meta: SessionMeta = { ...identity, createdAt: at, absoluteExpiresAt: at + absoluteMs }
+      const epoch = await store.userEpoch(identity.sub)
+      const meta: SessionMeta = { ...identity, createdAt: at, absoluteExpiresAt: at + absoluteMs, epoch }
       const full: SessionSecrets = { ...secrets, csrfToken: randomBytes(32).toString('base64url') }
       const sealed = crypto.seal(JSON.stringify(full), cookie.key, cookie.handle)
       await store.create({ handle: cookie.handle, meta, sealed, lastSeenAt: at }, ttlMs(meta, at))
@@ -153,6 +184,24 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     },
     destroy (handle) {
       return store.destroy(handle)
+    },
+    async revoke (session, reason) {
+      await store.revoke(session.handle, reason)
+      const stored = await store.get(session.handle)
+      if (stored) await revokeTokensOnce(stored, session.cookie, reason)
+    },
+    async revocationOf (rawCookie) {
+      const cookie = decodeSessionCookie(rawCookie, crypto)
+      return cookie ? (await store.get(cookie.handle))?.revoked : undefined
+    },
+    async forget (rawCookie) {
+      const cookie = decodeSessionCookie(rawCookie, crypto)
+      if (!cookie) return
+      const stored = await store.get(cookie.handle)
+      if (!stored) return
+      // The replaced session's grant would otherwise live on at the IdP until it expired.
+      await revokeTokensOnce(stored, cookie, stored.revoked ?? 'user')
+      await store.destroy(cookie.handle)
     },
     cookieMaxAgeSeconds (session) {
       return Math.max(1, Math.floor(ttlMs(session.meta, now()) / 1000))

@@ -16,7 +16,12 @@ export interface SessionMeta {
   absoluteExpiresAt: number
   ip: string
   userAgent: string
+  /** The user's revocation epoch when the session was created; a later epoch ends it. */
+  epoch?: number
 }
+
+/** Why a session was ended by someone other than its own browser. */
+export type RevocationReason = 'operator' | 'backchannel' | 'user' | 'binding' | 'theft_suspected' | 'epoch'
 
 export interface StoredSession {
   /** Public handle: a one-way hash of the cookie's id, so it can never be used as a cookie. */
@@ -27,6 +32,12 @@ export interface StoredSession {
   /** Encrypted tokens, claims and CSRF token; only the cookie's key opens it. */
   sealed: string
   lastSeenAt: number
+  /**
+   * Set when the session was revoked from elsewhere. The record stays (a tombstone) until it
+   * would have expired, so the browser's next visit can revoke its refresh token at the IdP and
+   * its next login can force re-authentication; it is never usable as a session again.
+   */
+  revoked?: RevocationReason
 }
 
 export interface SessionStore {
@@ -39,10 +50,23 @@ export interface SessionStore {
   /** Records activity and extends the idle expiry, without touching the sealed data. */
   touch (handle: string, lastSeenAt: number, ttlMs: number): Promise<void>
   destroy (handle: string): Promise<boolean>
+  /** Turns a live session into a tombstone; false when there was no live session. */
+  revoke (handle: string, reason: RevocationReason): Promise<boolean>
+  /** Live (not revoked) sessions of a user. */
   listByUser (sub: string): Promise<StoredSession[]>
-  /** Destroys every session of a user; returns the handles that were destroyed. */
-  destroyByUser (sub: string): Promise<string[]>
+  /** Handles of live sessions that carry this IdP session id. */
+  listBySid (sid: string): Promise<string[]>
+  /** Revokes every live session of a user; returns the handles revoked. */
+  revokeByUser (sub: string, reason: RevocationReason): Promise<string[]>
+  /** Revokes every live session; returns how many. */
+  revokeAll (reason: RevocationReason): Promise<number>
+  /** Deletes every session record, tombstones included (tests, resets). */
   destroyAll (): Promise<number>
+
+  /** The user's revocation epoch (0 when never bumped). */
+  userEpoch (sub: string): Promise<number>
+  /** Increments the epoch in one write: every session created before it is over. */
+  bumpUserEpoch (sub: string, ttlMs: number): Promise<number>
 
   /** Short-lived login transactions, readable once. */
   saveLoginState (state: string, value: string, ttlMs: number): Promise<void>

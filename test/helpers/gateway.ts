@@ -73,6 +73,8 @@ export async function startTestGateway (options: TestGatewayOptions): Promise<Te
     OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
     ROUTES_FILE: routesFile,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Test files sign in far more often than a person could; the limit has its own tests.
+    LOGIN_RATE_LIMIT: '100000',
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : { SESSION_STORE: 'memory' }),
     ...options.env,
   }

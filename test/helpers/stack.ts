@@ -17,6 +17,11 @@ export interface StackOptions {
   gatewayEnv?: Record<string, string>
   policy?: (upstream: string) => RoutePolicyJson
   redisPersistence?: boolean
+  /**
+   * Redis settings for every gateway (e.g. REDIS_CLUSTER_NODES, or REDIS_SENTINELS and
+   * REDIS_SENTINEL_NAME) instead of a private standalone redis-server; `stack.redis` stays unset.
+   */
+  redisEnv?: Record<string, string>
   deps?: GatewayDeps
 }
 
@@ -39,7 +44,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const publicUrl = `http://127.0.0.1:${ports[0]}`
   const apiPort = await freePort()
   const apiAudience = `http://127.0.0.1:${apiPort}`
-  const redis = (options.store ?? 'redis') === 'redis'
+  const redis = (options.store ?? 'redis') === 'redis' && options.redisEnv === undefined
     ? await startRedisServer({ persistence: options.redisPersistence ?? false })
     : undefined
   const idp = await startIdentityProvider({
@@ -61,7 +66,11 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     publicUrl,
     policy,
     ...(redis ? { redisUrl: redis.url } : {}),
-    env: { OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }), ...options.gatewayEnv },
+    env: {
+      OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }),
+      ...(options.redisEnv ? { SESSION_STORE: 'redis', ...options.redisEnv } : {}),
+      ...options.gatewayEnv,
+    },
     ...(options.deps ? { deps: options.deps } : {}),
   })
   const gateways: TestGateway[] = []

@@ -137,14 +137,15 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       expect((await store.listByUser('alice')).map(s => s.handle)).toEqual(['a1'])
     })
 
-    it('destroys all of one user\'s sessions and reports which', async () => {
+    it('revokes all of one user\'s sessions and reports which, leaving tombstones', async () => {
       await store.create(session('a1', 'alice'), HOUR)
       await store.create(session('a2', 'alice'), HOUR)
       await store.create(session('b1', 'bob'), HOUR)
-      expect((await store.destroyByUser('alice')).sort()).toEqual(['a1', 'a2'])
-      expect(await store.get('a1')).toBeUndefined()
-      expect(await store.get('b1')).toBeDefined()
+      expect((await store.revokeByUser('alice', 'operator')).sort()).toEqual(['a1', 'a2'])
+      expect(await store.get('a1')).toMatchObject({ revoked: 'operator' })
+      expect((await store.get('b1'))?.revoked).toBeUndefined()
       expect(await store.listByUser('alice')).toEqual([])
+      expect(await store.revokeByUser('alice', 'operator')).toEqual([])
     })
 
     it('handles subs containing hash-tag braces without mixing users', async () => {
@@ -153,12 +154,57 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       expect((await store.listByUser('we{ird}')).map(s => s.handle)).toEqual(['x1'])
     })
 
-    it('flushes every session', async () => {
+    it('revokes every session at once (flush)', async () => {
       await store.create(session('a1', 'alice'), HOUR)
+      await store.create(session('b1', 'bob', { sid: 'idp-1' }), HOUR)
+      expect(await store.revokeAll('operator')).toBe(2)
+      expect(await store.get('a1')).toMatchObject({ revoked: 'operator' })
+      expect(await store.listByUser('bob')).toEqual([])
+      expect(await store.listBySid('idp-1')).toEqual([])
+      expect(await store.revokeAll('operator')).toBe(0)
+    })
+
+    it('deletes every record, tombstones included (destroyAll)', async () => {
+      await store.create(session('a1', 'alice'), HOUR)
+      await store.revoke('a1', 'operator')
       await store.create(session('b1', 'bob'), HOUR)
       expect(await store.destroyAll()).toBe(2)
       expect(await store.get('a1')).toBeUndefined()
-      expect(await store.listByUser('bob')).toEqual([])
+      expect(await store.get('b1')).toBeUndefined()
+    })
+  })
+
+  describe('revocation', () => {
+    it('turns a live session into a tombstone once; the tombstone cannot be replaced or touched', async () => {
+      await store.create(session('h1', 'alice', { sid: 'idp-9' }), HOUR)
+      expect(await store.revoke('h1', 'backchannel')).toBe(true)
+      expect(await store.revoke('h1', 'operator')).toBe(false)
+      expect(await store.revoke('ghost', 'operator')).toBe(false)
+      const tombstone = await store.get('h1')
+      expect(tombstone).toMatchObject({ revoked: 'backchannel', sealed: 'sealed-h1' })
+      expect(await store.replace('h1', 1, { meta: tombstone!.meta, sealed: 'back-from-the-dead' }, HOUR)).toBe(false)
+      await store.touch('h1', 999, HOUR)
+      expect(await store.get('h1')).toMatchObject({ sealed: 'sealed-h1', revoked: 'backchannel' })
+      expect(await store.listByUser('alice')).toEqual([])
+      expect(await store.listBySid('idp-9')).toEqual([])
+    })
+
+    it('finds live sessions by the IdP\'s session id', async () => {
+      await store.create(session('s1', 'alice', { sid: 'idp-1' }), HOUR)
+      await store.create(session('s2', 'alice', { sid: 'idp-1' }), HOUR)
+      await store.create(session('s3', 'alice', { sid: 'idp-2' }), HOUR)
+      expect((await store.listBySid('idp-1')).sort()).toEqual(['s1', 's2'])
+      await store.destroy('s2')
+      expect(await store.listBySid('idp-1')).toEqual(['s1'])
+      expect(await store.listBySid('unknown')).toEqual([])
+    })
+
+    it('keeps a per-user epoch that only goes up', async () => {
+      expect(await store.userEpoch('carol')).toBe(0)
+      expect(await store.bumpUserEpoch('carol', HOUR)).toBe(1)
+      expect(await store.bumpUserEpoch('carol', HOUR)).toBe(2)
+      expect(await store.userEpoch('carol')).toBe(2)
+      expect(await store.userEpoch('dave')).toBe(0)
     })
   })
 

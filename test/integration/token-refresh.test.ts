@@ -128,7 +128,8 @@ describe('refresh on one instance', () => {
     const phone = await signIn(stack.publicUrl)
     const [laptopGrant] = stack.idp.grantsOf('alice')
     // Someone else used (and so rotated away) the laptop session's refresh token.
-    await stack.idp.provider.RefreshToken.revokeByGrantId(laptopGrant!)
+    const provider = stack.idp.provider as unknown as { RefreshToken: { revokeByGrantId (grantId: string): Promise<void> } }
+    await provider.RefreshToken.revokeByGrantId(laptopGrant!)
     await untilExpired()
     const theftsBefore = await metric(stack, 'bff_audit_events_total{event="theft_suspected"')
     const response = await apiCall(stack.publicUrl, laptop)

@@ -1,0 +1,14 @@
+/**
+ * Contender (d): this gateway, built by the real `buildApp` from the same
+ * environment loader `gateway/server.ts` uses. The orchestrator passes the
+ * environment (Redis store, the bench IdP, a policy pointing at the stub).
+ */
+import { loadConfig } from '../gateway/config.js'
+import { buildApp } from '../gateway/app.js'
+import { announceReady, closeOnStop } from './child-side.js'
+
+const config = await loadConfig(process.env)
+const gateway = await buildApp(config)
+const addresses = await gateway.listen()
+announceReady(addresses.public)
+closeOnStop(() => gateway.close())

@@ -1,0 +1,163 @@
+/**
+ * The four contenders, each started (in its own process but the first) and
+ * signed in, ready to be loaded: what URL to hit and with which headers.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startIdentityProvider, type IdentityProvider } from '../upstream-mock/idp.js'
+import { freePort } from '../test/helpers/free-port.js'
+import { examplePolicy, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET } from '../test/helpers/gateway.js'
+import { HttpBrowser } from '../test/helpers/http-browser.js'
+import { loginThroughIdp } from '../test/helpers/login-flow.js'
+import { startChild, type BenchChild } from './processes.js'
+import { ORDERS_BODY } from './protocol.js'
+
+export type ContenderKey = 'a' | 'b' | 'c' | 'd'
+
+export interface Contender {
+  key: ContenderKey
+  name: string
+  /** What the load generator requests. */
+  url: string
+  headers: Record<string, string>
+  close (): Promise<void>
+}
+
+export interface GatewayContender extends Contender {
+  /** Replaces the gateway process by one on the same port, Redis and secrets (the session survives), with these Node flags. */
+  restart (nodeArgs: string[]): Promise<void>
+}
+
+const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) bff-bench'
+/** What every request carries besides its credentials, as a browser's fetch() would. */
+const BROWSER_HEADERS = { 'user-agent': USER_AGENT, accept: 'application/json' }
+const ALICE = { username: 'alice', password: 'alice-password' }
+/** Long enough that no refresh happens during a run. */
+const ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
+
+/** Fails unless one request with these headers gets the upstream's exact answer. */
+export async function assertServes (contender: Pick<Contender, 'name' | 'url' | 'headers'>): Promise<void> {
+  const response = await fetch(contender.url, { headers: contender.headers, redirect: 'manual' })
+  const body = await response.text()
+  if (response.status !== 200 || body !== ORDERS_BODY) {
+    throw new Error(`${contender.name}: GET ${contender.url} answered ${response.status} ${body.slice(0, 300)}`)
+  }
+  // autocannon reconnects after a close but keeps the lost request's start time, so every latency would be wrong.
+  if (response.headers.get('connection')?.toLowerCase() === 'close') {
+    throw new Error(`${contender.name}: answers with Connection: close; its latencies could not be measured`)
+  }
+}
+
+export function directUpstream (stubUrl: string): Contender {
+  return {
+    key: 'a',
+    name: '(a) upstream stub, direct',
+    url: `${stubUrl}/orders`,
+    headers: { ...BROWSER_HEADERS, authorization: 'Bearer x' },
+    close: async () => {},
+  }
+}
+
+function fromChild (child: BenchChild, key: ContenderKey, name: string, headers: Record<string, string>): Contender {
+  return { key, name, url: `${child.url}/api/orders`, headers: { ...BROWSER_HEADERS, ...headers }, close: () => child.stop() }
+}
+
+export async function bareProxy (stubUrl: string): Promise<Contender> {
+  const child = await startChild('contender-bare-proxy', { env: { BENCH_UPSTREAM: stubUrl } })
+  return fromChild(child, 'b', '(b) bare @fastify/http-proxy', {})
+}
+
+export async function expressStack (stubUrl: string, redisUrl: string): Promise<Contender> {
+  const child = await startChild('contender-express', { env: { BENCH_UPSTREAM: stubUrl, BENCH_REDIS_URL: redisUrl } })
+  try {
+    const response = await fetch(`${child.url}/login`, { method: 'POST', headers: BROWSER_HEADERS })
+    const sid = response.headers.getSetCookie().map(line => line.split(';', 1)[0]).find(pair => pair?.startsWith('sid='))
+    if (response.status !== 204 || !sid) throw new Error(`express login answered ${response.status} without a session cookie`)
+    return fromChild(child, 'c', '(c) express + express-session/connect-redis + http-proxy-middleware', { cookie: sid })
+  } catch (error) {
+    await child.stop()
+    throw error
+  }
+}
+
+export interface GatewayContenderOptions {
+  stubUrl: string
+  redisUrl: string
+  logLevel: string
+}
+
+/**
+ * Starts the bench's identity provider here (it is idle during the load: the
+ * access token outlives the run), the gateway in a child process, and signs
+ * alice in through the real login flow.
+ */
+export async function gatewayContender (options: GatewayContenderOptions): Promise<GatewayContender> {
+  const port = await freePort()
+  const publicUrl = `http://127.0.0.1:${port}`
+  const dir = await mkdtemp(join(tmpdir(), 'bff-bench-'))
+  let idp: IdentityProvider | undefined
+  let child: BenchChild | undefined
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      await child?.stop()
+      await idp?.close()
+      await rm(dir, { recursive: true, force: true })
+    })()
+    return closing
+  }
+  try {
+    idp = await startIdentityProvider({
+      accessTokenTtl: ACCESS_TOKEN_TTL_SECONDS,
+      // The stub checks no audience; any resource indicator makes the IdP issue JWT access tokens, as in production.
+      apiAudience: options.stubUrl,
+      clients: [{
+        clientId: TEST_CLIENT_ID,
+        clientSecret: TEST_CLIENT_SECRET,
+        redirectUris: [`${publicUrl}/bff/callback`],
+        postLogoutRedirectUris: [`${publicUrl}/`],
+      }],
+    })
+    const routesFile = join(dir, 'routes.json')
+    await writeFile(routesFile, JSON.stringify(examplePolicy(options.stubUrl)))
+    const env = {
+      PUBLIC_URL: publicUrl,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      ADMIN_HOST: '127.0.0.1',
+      ADMIN_PORT: String(await freePort()),
+      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      SESSION_SECRET: TEST_SESSION_SECRET,
+      REDIS_URL: options.redisUrl,
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: TEST_CLIENT_ID,
+      OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+      OIDC_AUTH_PARAMS: JSON.stringify({ resource: options.stubUrl }),
+      ROUTES_FILE: routesFile,
+      LOG_LEVEL: options.logLevel,
+    }
+    child = await startChild('contender-gateway', { env })
+
+    const browser = new HttpBrowser({ userAgent: USER_AGENT })
+    await loginThroughIdp(browser, publicUrl, ALICE)
+    const cookie = browser.cookie(`${publicUrl}/api/orders`, 'bff')
+    if (!cookie) throw new Error('the gateway set no "bff" session cookie at login')
+
+    return {
+      key: 'd',
+      name: '(d) this gateway',
+      url: `${publicUrl}/api/orders`,
+      headers: { ...BROWSER_HEADERS, cookie: `${cookie.name}=${cookie.value}` },
+      close,
+      async restart (nodeArgs) {
+        await child?.stop()
+        child = undefined
+        child = await startChild('contender-gateway', { env, nodeArgs })
+      },
+    }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}

@@ -1,0 +1,44 @@
+/** The orchestrator's handle on the load-generator process: one job at a time. */
+import type { BenchChild } from './processes.js'
+import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
+
+export interface LoadRequest {
+  url: string
+  headers: Record<string, string>
+  connections: number
+  durationSeconds: number
+  expectBody: string
+}
+
+export interface LoadClient {
+  run (request: LoadRequest): Promise<LoadResult>
+}
+
+export function createLoadClient (generator: BenchChild): LoadClient {
+  let nextId = 1
+  return {
+    run (request) {
+      const job: LoadJob = { type: 'load', id: nextId++, ...request }
+      const child = generator.process
+      return new Promise((resolve, reject) => {
+        const onMessage = (message: LoadReply) => {
+          if (message.id !== job.id) return
+          cleanup()
+          if (message.type === 'result') resolve(message)
+          else reject(new Error(`load generator: ${message.message}`))
+        }
+        const onExit = () => {
+          cleanup()
+          reject(new Error('the load generator exited during a run'))
+        }
+        function cleanup () {
+          child.off('message', onMessage)
+          child.off('exit', onExit)
+        }
+        child.on('message', onMessage)
+        child.once('exit', onExit)
+        child.send(job)
+      })
+    },
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * What the benchmark's processes say to each other over their IPC channels,
+ * and the one response body every contender must pass through unchanged.
+ */
+
+/** The upstream stub's answer to `GET /orders`; the load generator checks every body against it. */
+export const ORDERS_BODY = JSON.stringify({
+  orders: [
+    { id: '1', item: 'Blue widget', quantity: 2 },
+    { id: '2', item: 'Red gadget', quantity: 1 },
+  ],
+})
+
+/** A child's first message: it listens and can take load. */
+export interface ReadyMessage {
+  type: 'ready'
+  url: string
+}
+
+export interface LoadJob {
+  type: 'load'
+  id: number
+  url: string
+  headers: Record<string, string>
+  connections: number
+  durationSeconds: number
+  expectBody: string
+}
+
+export interface LoadResult {
+  type: 'result'
+  id: number
+  /** Mean of autocannon's per-second samples. */
+  requestsPerSecond: number
+  /** Latency of 2xx responses, exact (not the integer-millisecond histogram). */
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+  total: number
+  non2xx: number
+  /** Socket errors and timeouts. */
+  errors: number
+  timeouts: number
+  /** 2xx responses whose body was not the upstream's. */
+  mismatches: number
+  statusCodes: Record<string, number>
+}
+
+export interface LoadFailure {
+  type: 'failure'
+  id: number
+  message: string
+}
+
+export type LoadReply = LoadResult | LoadFailure

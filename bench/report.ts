@@ -1,0 +1,228 @@
+/**
+ * Turns raw load results into the published numbers: medians of rounds,
+ * ratios to the bare proxy, the targets, and the markdown the README quotes.
+ */
+import type { MachineInfo } from './machine.js'
+import { median } from './percentiles.js'
+import type { LoadResult } from './protocol.js'
+import type { BenchSettings } from './settings.js'
+import type { ContenderKey } from './contenders.js'
+import type { ExpiredBurstReport, StormRound } from './storm.js'
+import type { ProfileSummary } from './cpu-profile.js'
+
+export interface ContenderResult {
+  key: ContenderKey
+  name: string
+  warmup: LoadResult
+  rounds: LoadResult[]
+  /** Median of rounds, each metric on its own. */
+  requestsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  /** Non-2xx, socket errors, timeouts and wrong bodies, over all measured rounds. */
+  errors: number
+  /** Ratios to the bare proxy (b). */
+  throughputVsBare: number
+  p99VsBare: number
+}
+
+export interface TargetCheck {
+  description: string
+  actual: number
+  target: number
+  comparison: '>=' | '<='
+  pass: boolean
+}
+
+export interface BenchReport {
+  machine: MachineInfo
+  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick'>
+  contenders: ContenderResult[]
+  targets: TargetCheck[]
+  storm?: StormRound[]
+  profile?: ProfileSummary
+}
+
+function failures (result: LoadResult): number {
+  return result.non2xx + result.errors + result.mismatches
+}
+
+export function summarise (key: ContenderKey, name: string, warmup: LoadResult, rounds: LoadResult[]): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
+  return {
+    key,
+    name,
+    warmup,
+    rounds,
+    requestsPerSecond: median(rounds.map(r => r.requestsPerSecond)),
+    p50Ms: median(rounds.map(r => r.p50Ms)),
+    p99Ms: median(rounds.map(r => r.p99Ms)),
+    errors: rounds.reduce((sum, r) => sum + failures(r), 0),
+  }
+}
+
+export function withRatios (results: Array<Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'>>): ContenderResult[] {
+  const bare = results.find(r => r.key === 'b')
+  return results.map(r => ({
+    ...r,
+    throughputVsBare: bare ? r.requestsPerSecond / bare.requestsPerSecond : Number.NaN,
+    p99VsBare: bare ? r.p99Ms / bare.p99Ms : Number.NaN,
+  }))
+}
+
+function check (description: string, actual: number, comparison: '>=' | '<=', target: number): TargetCheck {
+  const pass = comparison === '>=' ? actual >= target : actual <= target
+  return { description, actual, target, comparison, pass }
+}
+
+/** The published targets; reported, never asserted. */
+export function checkTargets (results: ContenderResult[]): TargetCheck[] {
+  const byKey = (key: ContenderKey) => results.find(r => r.key === key)
+  const bare = byKey('b')
+  const express = byKey('c')
+  const gateway = byKey('d')
+  if (!bare || !express || !gateway) return []
+  return [
+    check('gateway throughput vs bare proxy', gateway.requestsPerSecond / bare.requestsPerSecond, '>=', 0.9),
+    check('gateway p99 vs bare proxy', gateway.p99Ms / bare.p99Ms, '<=', 1.3),
+    check('gateway throughput vs express stack', gateway.requestsPerSecond / express.requestsPerSecond, '>=', 3),
+  ]
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+const ms = (value: number) => Number.isNaN(value) ? 'n/a' : value < 10 ? value.toFixed(2) : value.toFixed(1)
+const ratio = (value: number) => Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}×`
+
+export function throughputTable (results: ContenderResult[]): string {
+  const lines = [
+    '| contender | requests/s | p50 ms | p99 ms | req/s ÷ (b) | p99 ÷ (b) | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const r of results) {
+    const errors = r.errors > 0 ? `**${integer.format(r.errors)} ⚠ flagged**` : '0'
+    lines.push(`| ${r.name} | ${integer.format(r.requestsPerSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ratio(r.throughputVsBare)} | ${ratio(r.p99VsBare)} | ${errors} |`)
+  }
+  return lines.join('\n')
+}
+
+export function targetLines (targets: TargetCheck[]): string {
+  return targets.map(t =>
+    `- ${t.pass ? 'PASS' : 'MISS'} ${t.description}: ${ratio(t.actual)} (target ${t.comparison} ${t.target}×)`).join('\n')
+}
+
+export function machineLine (machine: MachineInfo): string {
+  const busy = machine.loadAverageAtStart > 0.5 ? ' (something else was running: numbers are noisy)' : ''
+  return `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; ${machine.os}; Node ${machine.node}; Redis ${machine.redis}; ` +
+    `${machine.date}; load average at start ${machine.loadAverageAtStart}${busy}`
+}
+
+/** The gateway's ratios to the bare proxy within each round: both ran minutes apart at most, so drift cancels. */
+export function roundRatios (results: ContenderResult[]): string {
+  const bare = results.find(r => r.key === 'b')
+  const gateway = results.find(r => r.key === 'd')
+  if (!bare || !gateway) return ''
+  const throughput = gateway.rounds.map((r, i) => ratio(r.requestsPerSecond / (bare.rounds[i]?.requestsPerSecond ?? Number.NaN)))
+  const p99 = gateway.rounds.map((r, i) => ratio(r.p99Ms / (bare.rounds[i]?.p99Ms ?? Number.NaN)))
+  return `Gateway ÷ bare proxy round by round: throughput ${throughput.join(', ')}; p99 ${p99.join(', ')}.`
+}
+
+function bursts (rounds: StormRound[]): Array<{ label: string, burst: ExpiredBurstReport }> {
+  return rounds.flatMap((round, i) => [
+    { label: `${i + 1}: storm`, burst: round.storm },
+    { label: `${i + 1}: probe`, burst: round.probe },
+  ])
+}
+
+const pair = (a: number, b: number) => `${ms(a)} / ${ms(b)}`
+
+export function stormTable (rounds: StormRound[]): string {
+  const lines = [
+    '| round: burst | requests | token-endpoint calls | errors | after expiry p50 / max ms | fresh token p50 / max ms | added p50 / max ms |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const { label, burst: b } of bursts(rounds)) {
+    lines.push(`| ${label} | ${b.requests} | ${b.tokenEndpointCalls}${b.tokenEndpointCalls === 1 ? '' : ' ⚠'} | ${b.errors}${b.errors === 0 ? '' : ' ⚠'} | ` +
+      `${pair(b.expired.p50Ms, b.expired.maxMs)} | ${pair(b.fresh.p50Ms, b.fresh.maxMs)} | ` +
+      `${pair(b.expired.p50Ms - b.fresh.p50Ms, b.expired.maxMs - b.fresh.maxMs)} |`)
+  }
+  const single = median(rounds.map(r => r.singleP50Ms))
+  lines.push('', `An unloaded request (one at a time, fresh token): p50 ${ms(single)} ms.`)
+  return lines.join('\n')
+}
+
+export function stormPerInstance (rounds: StormRound[]): string {
+  const lines = [
+    '| round: burst | instance | after expiry p50 / max ms | fresh token p50 / max ms | refresh attempts | lock waits | at token endpoint ms |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ]
+  for (const { label, burst: b } of bursts(rounds)) {
+    b.instances.forEach((inst, n) => {
+      lines.push(`| ${label} | #${n + 1} | ${pair(inst.expired.p50Ms, inst.expired.maxMs)} | ${pair(inst.fresh.p50Ms, inst.fresh.maxMs)} | ` +
+        `${inst.refreshAttempts} | ${inst.lockWaits} | ${ms(inst.refreshMs)} |`)
+    })
+  }
+  return lines.join('\n')
+}
+
+export function profileSection (profile: ProfileSummary, subject = 'contender (d)'): string {
+  const lines = [
+    `CPU profile of ${subject} under the same load (${profile.file}; ${profile.busyMs.toFixed(0)} ms busy of ${profile.totalMs.toFixed(0)} ms sampled):`,
+    '',
+    '| self time | % of busy | function | where |',
+    '|---:|---:|---|---|',
+    ...profile.functions.map(f => `| ${f.selfMs.toFixed(0)} ms | ${f.percentOfBusy.toFixed(1)} % | \`${f.functionName}\` | ${f.location} |`),
+    '',
+    'Project functions by inclusive time (themselves and what they call synchronously; async continuations count apart):',
+    '',
+    '| inclusive time | % of busy | function | where |',
+    '|---:|---:|---|---|',
+    ...profile.projectInclusive.map(f => `| ${f.selfMs.toFixed(0)} ms | ${f.percentOfBusy.toFixed(1)} % | \`${f.functionName}\` | ${f.location} |`),
+    '',
+    '| self time by area | % of busy |',
+    '|---|---:|',
+    ...profile.areas.map(a => `| ${a.area} | ${a.percentOfBusy.toFixed(1)} % |`),
+  ]
+  return lines.join('\n')
+}
+
+export function markdown (report: BenchReport): string {
+  const s = report.settings
+  const parts = [
+    `# Gateway benchmark${s.quick ? ' (quick smoke run: numbers not meaningful)' : ''}`,
+    '',
+    `\`npm run bench${s.quick ? ' -- --quick' : ''}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
+      `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} × ${s.durationSeconds} s per contender, rounds interleaved; median of rounds. ` +
+      'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server. ' +
+      `Gateway LOG_LEVEL=${s.gatewayLogLevel}.`,
+    '',
+    throughputTable(report.contenders),
+    '',
+    roundRatios(report.contenders),
+    '',
+    'Targets (reported, not asserted):',
+    '',
+    targetLines(report.targets),
+    '',
+    `Machine: ${machineLine(report.machine)}`,
+  ]
+  if (report.storm && report.storm.length > 0) {
+    const first = report.storm[0] as StormRound
+    parts.push(
+      '',
+      `## Refresh storm: ${first.storm.requests} concurrent requests on 2 instances, after the access token expired`,
+      '',
+      `Two gateway instances on one Redis, an IdP issuing ${first.accessTokenTtlSeconds} s access tokens, TOKEN_REFRESH_SKEW=0; ` +
+        'requests alternate between the instances, each with the session cookie. Each round lets the token expire twice: ' +
+        `a storm of ${first.storm.requests} requests, then a probe of ${first.probe.requests}, small enough not to queue, ` +
+        'so its latency shows what waiting for a refresh costs. Every request of such a burst arrives after expiry, so every one waits for the refresh. ' +
+        '"Fresh token" is the same burst right after, with nothing to refresh; "added" is the difference (a burst of 200 queues on its own, ' +
+        'the whole stack and the client sharing one process here, so the storm\'s difference is noisy). ' +
+        'Lock waits count an instance waiting for the other\'s refresh (once per refresh, not per request).',
+      '',
+      stormTable(report.storm),
+      '',
+      stormPerInstance(report.storm)
+    )
+  }
+  if (report.profile) parts.push('', '## Where the gateway\'s time goes', '', profileSection(report.profile))
+  return `${parts.join('\n')}\n`
+}

@@ -1,0 +1,201 @@
+/**
+ * `npm run bench`: the gateway against what it is measured by, side by side in
+ * one run, then the refresh storm. See bench/README.md and `--help`.
+ *
+ *  (a) the upstream stub called directly
+ *  (b) a bare @fastify/http-proxy adding a static token
+ *  (c) express + express-session/connect-redis + http-proxy-middleware
+ *  (d) this gateway, signed in through the real IdP login flow
+ */
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startRedisServer } from '../test/helpers/redis-server.js'
+import { assertServes, bareProxy, directUpstream, expressStack, gatewayContender, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
+import { summariseProfile, type ProfileSummary } from './cpu-profile.js'
+import { createLoadClient, type LoadClient } from './load-client.js'
+import { describeMachine } from './machine.js'
+import { startChild, type BenchChild } from './processes.js'
+import { ORDERS_BODY, type LoadResult } from './protocol.js'
+import { checkTargets, machineLine, markdown, profileSection, roundRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
+import { runRefreshStorm, type StormRound } from './storm.js'
+
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
+
+function log (line: string): void {
+  process.stdout.write(`${line}\n`)
+}
+
+function describeRun (result: LoadResult): string {
+  const problems = result.non2xx + result.errors + result.mismatches
+  const codes = Object.entries(result.statusCodes).map(([code, count]) => `${code}×${count}`).join(' ')
+  return `${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms` +
+    (problems > 0 ? ` ⚠ non-2xx ${result.non2xx}, errors ${result.errors} (timeouts ${result.timeouts}), wrong bodies ${result.mismatches} [${codes}]` : '')
+}
+
+async function measure (settings: BenchSettings, load: LoadClient, contenders: Contender[]) {
+  const run = (contender: Contender, durationSeconds: number) => load.run({
+    url: contender.url,
+    headers: contender.headers,
+    connections: settings.connections,
+    durationSeconds,
+    expectBody: ORDERS_BODY,
+  })
+
+  const warmups = new Map<ContenderKey, LoadResult>()
+  for (const contender of contenders) {
+    const result = await run(contender, settings.warmupSeconds)
+    log(`warm-up ${contender.name}: ${describeRun(result)}`)
+    warmups.set(contender.key, result)
+    await sleep(settings.pauseMs)
+  }
+
+  // Rounds are interleaved, each starting one contender later, so drift on the machine hits all alike.
+  const rounds = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
+  for (let round = 0; round < settings.rounds; round++) {
+    for (let i = 0; i < contenders.length; i++) {
+      const contender = contenders[(round + i) % contenders.length] as Contender
+      const result = await run(contender, settings.durationSeconds)
+      log(`round ${round + 1}/${settings.rounds} ${contender.name}: ${describeRun(result)}`)
+      rounds.get(contender.key)?.push(result)
+      await sleep(settings.pauseMs)
+    }
+  }
+  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, rounds.get(c.key) ?? [])))
+}
+
+/** The main thread's profile: tsx's loader thread writes one too (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile). */
+async function mainThreadProfile (dir: string): Promise<string | undefined> {
+  const main = (await readdir(dir)).find(f => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+  return main === undefined ? undefined : join(dir, main)
+}
+
+/** Runs the gateway once more under --cpu-prof (its numbers are not used: profiling slows it down). */
+async function profileGateway (settings: BenchSettings, load: LoadClient, gateway: GatewayContender): Promise<ProfileSummary> {
+  const dir = join(RESULTS_DIR, 'profile')
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
+  await gateway.restart(['--cpu-prof', '--cpu-prof-dir', dir])
+  await assertServes(gateway)
+  const request = { url: gateway.url, headers: gateway.headers, connections: settings.connections, expectBody: ORDERS_BODY }
+  await load.run({ ...request, durationSeconds: settings.warmupSeconds })
+  const result = await load.run({ ...request, durationSeconds: settings.durationSeconds })
+  log(`profiled ${gateway.name}: ${describeRun(result)}`)
+  // autocannon hangs up on requests still in flight; let the gateway finish them before it closes.
+  await sleep(settings.pauseMs)
+  await gateway.close()
+  const file = await mainThreadProfile(dir)
+  if (!file) throw new Error(`the profiled gateway wrote no .cpuprofile to ${dir}`)
+  return summariseProfile(file)
+}
+
+async function main (): Promise<number> {
+  if (process.argv.includes('--help')) {
+    log(USAGE)
+    return 0
+  }
+  let settings: BenchSettings
+  try {
+    settings = parseSettings(process.argv.slice(2), process.env)
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error
+    process.stderr.write(`${error.message}\n`)
+    return 2
+  }
+  const machine = describeMachine()
+  log(`machine: ${machineLine(machine)}`)
+  log(`load: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up, ${settings.rounds} × ${settings.durationSeconds} s per contender`)
+
+  const report: BenchReport = {
+    machine,
+    settings: {
+      quick: settings.quick,
+      connections: settings.connections,
+      warmupSeconds: settings.warmupSeconds,
+      durationSeconds: settings.durationSeconds,
+      rounds: settings.rounds,
+      gatewayLogLevel: settings.gatewayLogLevel,
+    },
+    contenders: [],
+    targets: [],
+  }
+
+  const redis = await startRedisServer()
+  let stub: BenchChild | undefined
+  let generator: BenchChild | undefined
+  const contenders: Contender[] = []
+  try {
+    stub = await startChild('upstream-stub')
+    generator = await startChild('load-generator')
+    const load = createLoadClient(generator)
+    contenders.push(directUpstream(stub.url))
+    contenders.push(await bareProxy(stub.url))
+    contenders.push(await expressStack(stub.url, redis.url))
+    const gateway = await gatewayContender({ stubUrl: stub.url, redisUrl: redis.url, logLevel: settings.gatewayLogLevel })
+    contenders.push(gateway)
+    for (const contender of contenders) await assertServes(contender)
+    log('every contender serves GET /orders with a bearer token; measuring')
+
+    report.contenders = await measure(settings, load, contenders)
+    report.targets = checkTargets(report.contenders)
+    log('')
+    log(throughputTable(report.contenders))
+    log('')
+    log(roundRatios(report.contenders))
+    log('')
+    log(targetLines(report.targets))
+
+    if (settings.profile) {
+      report.profile = await profileGateway(settings, load, gateway)
+      log('')
+      log(profileSection(report.profile))
+    }
+  } finally {
+    await Promise.allSettled(contenders.map(c => c.close()))
+    await generator?.stop()
+    await stub?.stop()
+    await redis.close()
+  }
+
+  let storms: StormRound[] = []
+  if (settings.storm) {
+    log('')
+    log(`refresh storm: 2 instances, ${settings.stormTokenTtlSeconds} s access tokens, ${settings.stormRequests} concurrent requests`)
+    storms = await runRefreshStorm({
+      requests: settings.stormRequests,
+      probeRequests: settings.stormProbeRequests,
+      rounds: settings.stormRounds,
+      accessTokenTtlSeconds: settings.stormTokenTtlSeconds,
+      log,
+    })
+    report.storm = storms
+    log('')
+    log(stormTable(storms))
+    log('')
+    log(stormPerInstance(storms))
+  }
+
+  await mkdir(RESULTS_DIR, { recursive: true })
+  const base = join(RESULTS_DIR, settings.resultsName)
+  await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`)
+  await writeFile(`${base}.md`, markdown(report))
+  log('')
+  log(`wrote ${base}.json and ${base}.md`)
+
+  const stormFailures = storms.filter(s => !s.pass).length
+  if (stormFailures > 0) {
+    log(`FAIL: ${stormFailures} storm round(s) made other than one token-endpoint call per expiry, or had errors`)
+    return 1
+  }
+  return 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`)
+    process.exit(1)
+  }
+)

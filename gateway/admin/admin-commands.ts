@@ -1,0 +1,73 @@
+/**
+ * The admin CLI's commands, as a function tests can call: each maps to one
+ * admin API call and prints a readable result.
+ *
+ *   sessions list --user <sub>      list a user's sessions
+ *   logout --user <sub>             end every session of a user (lost device, role change)
+ *   logout --session <id>           end one session, by its public id
+ *   flush --all --yes               end every session of every user
+ *
+ * Talks to the admin listener: ADMIN_URL (default http://127.0.0.1:3001) and ADMIN_TOKEN.
+ */
+import { parseArgs } from 'node:util'
+
+interface SessionRow { id: string, createdAt: string, lastSeenAt: string, ip: string, userAgent: string }
+
+const USAGE = `usage: npm run admin -- <command>
+  sessions list --user <sub>
+  logout --user <sub>
+  logout --session <id>
+  flush --all --yes
+environment: ADMIN_URL (default http://127.0.0.1:3001), ADMIN_TOKEN (required)`
+
+/** The command line was wrong: exit code 2 and the usage text. */
+export class UsageError extends Error {}
+
+function table (rows: SessionRow[]): string {
+  const header = ['ID', 'CREATED', 'LAST SEEN', 'IP', 'USER AGENT']
+  const body = rows.map(r => [r.id, r.createdAt, r.lastSeenAt, r.ip, r.userAgent.slice(0, 60)])
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map(row => (row[i] ?? '').length)))
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
+  return [line(header), ...body.map(line)].join('\n')
+}
+
+async function call (method: string, path: string): Promise<unknown> {
+  const base = process.env.ADMIN_URL ?? 'http://127.0.0.1:3001'
+  const token = process.env.ADMIN_TOKEN
+  if (!token) throw new UsageError('ADMIN_TOKEN is not set')
+  const response = await fetch(new URL(path, base), { method, headers: { authorization: `Bearer ${token}` } })
+  const body = await response.json().catch(() => undefined) as { error?: string, message?: string } | undefined
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${body?.error ?? ''} ${body?.message ?? ''}`.trim())
+  return body
+}
+
+export async function runAdminCommand (argv: string[], print: (line: string) => void): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      user: { type: 'string' },
+      session: { type: 'string' },
+      all: { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
+    },
+  })
+  const command = positionals.join(' ')
+  const user = values.user ? encodeURIComponent(values.user) : undefined
+  if (command === 'sessions list' && user) {
+    const { sessions } = await call('GET', `/admin/users/${user}/sessions`) as { sessions: SessionRow[] }
+    print(sessions.length > 0 ? table(sessions) : `no sessions for ${values.user}`)
+  } else if (command === 'logout' && user && !values.session) {
+    const { revoked } = await call('DELETE', `/admin/users/${user}/sessions`) as { revoked: number }
+    print(`ended ${revoked} session(s) of ${values.user}; their next login re-authenticates at the identity provider`)
+  } else if (command === 'logout' && values.session && !user) {
+    await call('DELETE', `/admin/sessions/${encodeURIComponent(values.session)}`)
+    print(`ended session ${values.session}`)
+  } else if (command === 'flush' && values.all) {
+    if (!values.yes) throw new UsageError('flush --all ends every session of every user; add --yes to confirm')
+    const { revoked } = await call('DELETE', '/admin/sessions?all=true') as { revoked: number }
+    print(`ended ${revoked} session(s)`)
+  } else {
+    throw new UsageError(USAGE)
+  }
+}

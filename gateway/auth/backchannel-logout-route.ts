@@ -1,0 +1,50 @@
+/**
+ * `POST /bff/backchannel-logout`: the identity provider ends sessions here
+ * (OpenID Connect Back-Channel Logout 1.0). Reached server-to-server, so it is
+ * exempt from the browser-facing CSRF checks; the signed logout token is the
+ * authentication.
+ */
+import formBody from '@fastify/formbody'
+import type { FastifyInstance } from 'fastify'
+import { InvalidLogoutToken } from '../errors.js'
+import type { Audit } from '../audit.js'
+import { LogoutTokenError, type LogoutTokenVerifier } from './logout-token.js'
+
+export interface BackchannelLogoutOptions {
+  verify: LogoutTokenVerifier
+  audit: Audit
+  absoluteTimeoutSeconds: number
+}
+
+export default async function backchannelLogoutRoute (app: FastifyInstance, options: BackchannelLogoutOptions) {
+  const store = app.sessions.store
+  await app.register(formBody, { bodyLimit: 32 * 1024 })
+
+  app.post<{ Body: { logout_token?: unknown } }>('/bff/backchannel-logout', {
+    config: { crossSiteAllowed: true },
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    let claims
+    try {
+      claims = await options.verify(typeof request.body?.logout_token === 'string' ? request.body.logout_token : '')
+    } catch (error) {
+      if (!(error instanceof LogoutTokenError)) throw error
+      options.audit('logout', { reason: 'backchannel_refused', detail: error.reason, ip: request.ip })
+      throw new InvalidLogoutToken({ cause: error })
+    }
+
+    let revoked = 0
+    if (claims.sid) {
+      for (const handle of await store.listBySid(claims.sid)) {
+        const session = await store.get(handle)
+        if (session && (!claims.sub || session.meta.sub === claims.sub) && await store.revoke(handle, 'backchannel')) revoked += 1
+      }
+    } else if (claims.sub) {
+      // No sid: the IdP ended every session of this user, so do we, including any an index missed.
+      revoked = (await store.revokeByUser(claims.sub, 'backchannel')).length
+      await store.bumpUserEpoch(claims.sub, options.absoluteTimeoutSeconds * 1000)
+    }
+    options.audit('session_revoked', { reason: 'backchannel', ...(claims.sub ? { sub: claims.sub } : {}), revoked })
+    return reply.code(200).send()
+  })
+}

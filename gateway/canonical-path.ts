@@ -1,0 +1,41 @@
+/**
+ * One path, decoded once, for every request: the raw request target is
+ * normalised before anything else looks at it, ambiguous forms are refused
+ * with 400 `invalid_path` (414 `uri_too_long` past the length limit), and the
+ * result is kept on the request for the route policy, which must match exactly
+ * the path the upstream will receive.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { InvalidPath, UriTooLong } from './errors.js'
+import { MAX_PATH_LENGTH, normaliseRequestPath, type NormalisedPath } from './proxy/normalise-path.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The canonical form of the request path; set by the first onRequest hook. */
+    bffPath: NormalisedPath | null
+  }
+}
+
+/**
+ * The canonical path of a raw request target (path and query as on the wire).
+ * @throws InvalidPath for anything but an origin-form target in canonical-able form
+ * @throws UriTooLong past MAX_PATH_LENGTH
+ */
+export function canonicalPathOf (rawTarget: string): NormalisedPath {
+  const queryAt = rawTarget.indexOf('?')
+  const raw = queryAt === -1 ? rawTarget : rawTarget.slice(0, queryAt)
+  if (raw.length > MAX_PATH_LENGTH) throw new UriTooLong()
+  const path = normaliseRequestPath(raw)
+  if (!path.ok) throw new InvalidPath()
+  return path
+}
+
+async function canonicalPath (app: FastifyInstance) {
+  app.decorateRequest('bffPath', null)
+  app.addHook('onRequest', async (request) => {
+    request.bffPath = canonicalPathOf(request.raw.url ?? '')
+  })
+}
+
+export default fp(canonicalPath, { name: 'bff-canonical-path' })

@@ -1,0 +1,151 @@
+/**
+ * A real Redis Cluster on loopback: private redis-server processes in cluster
+ * mode (each in its own temp dir, on free ports), joined with
+ * `redis-cli --cluster create`. No replicas: three masters share the slots.
+ */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { setTimeout as delay } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { startRedisServer, type RedisServer } from './redis-server.js'
+import { freePort } from './free-port.js'
+
+const REDIS_CLI = '/usr/bin/redis-cli'
+const FORM_TIMEOUT_MS = 20_000
+const POLL_INTERVAL_MS = 50
+const START_ATTEMPTS = 3
+
+const run = promisify(execFile)
+
+export interface RedisClusterOptions {
+  /** Number of masters; default 3. */
+  masters?: number
+  /** Join the nodes into a cluster before resolving; default true. With false, call `form()` later. */
+  form?: boolean
+  /** Append-only file with fsync always, so a node keeps its keys across stop/start. */
+  persistence?: boolean
+}
+
+export interface RedisCluster {
+  /** One server per master, in the order they were started. */
+  readonly nodes: RedisServer[]
+  /** `127.0.0.1:P1,127.0.0.1:P2,…`: the value for REDIS_CLUSTER_NODES. */
+  readonly seeds: string
+  /** Assigns the slots over every node and resolves once each of them says `cluster_state:ok`. */
+  form (): Promise<void>
+  /** Resolves once every running node says `cluster_state:ok` (after a node restart, say). */
+  waitUntilOk (timeoutMs?: number): Promise<void>
+  /** The slot of a key, as the cluster computes it. */
+  slotOf (key: string): Promise<number>
+  /** The node that serves a key's slot. */
+  nodeFor (key: string): Promise<RedisServer>
+  /** A plain (non-cluster) client of one node, closed with the cluster. */
+  client (node: RedisServer): Redis
+  /** Stops every node and removes their directories. */
+  close (): Promise<void>
+}
+
+/**
+ * Starts the nodes of a Redis Cluster and (by default) forms it. Register
+ * `cluster.close()` as cleanup where you call this; if the test process dies
+ * first, the processes are killed by the redis-server helper's exit hook.
+ */
+export async function startRedisCluster (options: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const count = options.masters ?? 3
+  const nodes: RedisServer[] = []
+  const clients = new Map<RedisServer, Redis>()
+  try {
+    for (let i = 0; i < count; i++) nodes.push(await startNode(options.persistence === true))
+  } catch (error) {
+    await Promise.allSettled(nodes.map(node => node.close()))
+    throw error
+  }
+
+  const client = (node: RedisServer): Redis => {
+    let redis = clients.get(node)
+    if (!redis) {
+      redis = new Redis(node.port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 100, lazyConnect: true })
+      redis.on('error', () => {})
+      clients.set(node, redis)
+    }
+    return redis
+  }
+
+  const clusterInfo = async (node: RedisServer): Promise<string> =>
+    String(await client(node).call('CLUSTER', 'INFO'))
+
+  const waitUntilOk = async (timeoutMs = FORM_TIMEOUT_MS) => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const states = await Promise.all(nodes.map(node => clusterInfo(node).catch((error: Error) => error.message)))
+      // Every node must see the whole cluster, not only itself, before a client may rely on its slot map.
+      const ok = states.every(info => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${count}`))
+      if (ok) return
+      if (Date.now() > deadline) throw new Error(`Redis Cluster not ok within ${timeoutMs} ms:\n${states.join('\n---\n')}`)
+      await delay(POLL_INTERVAL_MS)
+    }
+  }
+
+  const cluster: RedisCluster = {
+    nodes,
+    seeds: nodes.map(node => `127.0.0.1:${node.port}`).join(','),
+    async form () {
+      try {
+        await run(REDIS_CLI, ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
+          '--cluster-replicas', '0', '--cluster-yes'], { timeout: FORM_TIMEOUT_MS })
+      } catch (error) {
+        const { stdout, stderr } = error as { stdout?: string, stderr?: string }
+        throw new Error(`redis-cli --cluster create failed:\n${stdout ?? ''}${stderr ?? ''}`, { cause: error })
+      }
+      await waitUntilOk()
+    },
+    waitUntilOk,
+    async slotOf (key) {
+      return Number(await client(nodes[0]!).call('CLUSTER', 'KEYSLOT', key))
+    },
+    async nodeFor (key) {
+      const slot = await cluster.slotOf(key)
+      const slots = await client(nodes[0]!).call('CLUSTER', 'SLOTS') as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
+      const owner = slots.find(([from, to]) => slot >= from && slot <= to)?.[2]
+      const node = nodes.find(candidate => candidate.port === owner?.[1])
+      if (!node) throw new Error(`no node serves slot ${slot} of ${key}`)
+      return node
+    },
+    client,
+    async close () {
+      for (const redis of clients.values()) redis.disconnect()
+      await Promise.allSettled(nodes.map(node => node.close()))
+    },
+  }
+
+  if (options.form ?? true) {
+    try {
+      await cluster.form()
+    } catch (error) {
+      await cluster.close()
+      throw error
+    }
+  }
+  return cluster
+}
+
+// The cluster bus needs a second port; the default (port + 10000) may be out of range
+// or taken, so each node gets its own free one.
+async function startNode (persistence: boolean): Promise<RedisServer> {
+  for (let attempt = 1; ; attempt++) {
+    const busPort = await freePort()
+    try {
+      return await startRedisServer({
+        persistence,
+        args: [
+          '--cluster-enabled', 'yes',
+          '--cluster-config-file', 'nodes.conf',
+          '--cluster-port', String(busPort),
+          '--cluster-node-timeout', '2000',
+        ],
+      })
+    } catch (error) {
+      if (attempt === START_ATTEMPTS) throw error
+    }
+  }
+}

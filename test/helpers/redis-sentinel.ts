@@ -1,0 +1,346 @@
+/**
+ * A real Redis Sentinel deployment on loopback: a master, its replicas and one
+ * or more sentinels watching it, each a private process on a free port in its
+ * own temp dir. Helpers trigger a failover and wait until every sentinel
+ * reports the new master.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { rmSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { startRedisServer, type RedisServer } from './redis-server.js'
+import { freePort } from './free-port.js'
+
+const REDIS_SERVER = '/usr/bin/redis-server'
+const READY_TIMEOUT_MS = 15_000
+const STOP_TIMEOUT_MS = 10_000
+const POLL_INTERVAL_MS = 50
+const START_ATTEMPTS = 3
+
+export interface RedisSentinelOptions {
+  /** The master name sentinels monitor; default `mymaster`. */
+  name?: string
+  /** Replicas of the master; default 1. */
+  replicas?: number
+  /** Sentinels; default 1. With more, they discover each other before this resolves. */
+  sentinels?: number
+  /** `sentinel down-after-milliseconds`; default 1000. */
+  downAfterMs?: number
+  /** `sentinel failover-timeout`; default 5000. */
+  failoverTimeoutMs?: number
+}
+
+export interface SentinelProcess {
+  readonly port: number
+  readonly dir: string
+  /** SIGTERM, resolving once the process has exited. */
+  stop (): Promise<void>
+  /** Starts it again on the same port, with the configuration it has rewritten since. */
+  start (): Promise<void>
+}
+
+export interface RedisSentinelSet {
+  readonly name: string
+  /** Every data server, the initial master first. */
+  readonly servers: RedisServer[]
+  readonly sentinels: SentinelProcess[]
+  /** `127.0.0.1:S1,127.0.0.1:S2,…`: the value for REDIS_SENTINELS. */
+  readonly sentinelList: string
+  /** A plain client of one data server, closed with the set. */
+  client (server: RedisServer): Redis
+  /** The master every sentinel reports; waits (briefly) while they disagree. */
+  currentMaster (): Promise<RedisServer>
+  /** The data servers that are currently replicas of `master`. */
+  replicasOf (master: RedisServer): RedisServer[]
+  /**
+   * Resolves once `master` has `count` online replicas and every sentinel knows
+   * them as healthy, so a failover has somewhere to go.
+   */
+  waitForReplicas (master: RedisServer, count: number, timeoutMs?: number): Promise<void>
+  /** `SENTINEL FAILOVER` (promote a replica now); resolves with the new master once every sentinel reports it. */
+  failover (): Promise<RedisServer>
+  /** Resolves with the new master once every sentinel reports a master other than `previous` and it acts as one. */
+  waitForNewMaster (previous: RedisServer, timeoutMs?: number): Promise<RedisServer>
+  /** Stops every process and removes their directories. */
+  close (): Promise<void>
+}
+
+// Whatever a test forgets, no sentinel outlives the test process (data servers
+// are the redis-server helper's business). Vitest ends its workers with
+// SIGTERM, which skips 'exit' listeners, hence both.
+const running = new Set<ChildProcess>()
+const directories = new Set<string>()
+let cleanupRegistered = false
+
+function registerCleanup (): void {
+  if (cleanupRegistered) return
+  cleanupRegistered = true
+  process.once('exit', cleanUp)
+  process.once('SIGTERM', () => {
+    cleanUp()
+    if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM')
+  })
+}
+
+function cleanUp (): void {
+  for (const child of running) child.kill('SIGKILL')
+  for (const dir of directories) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 })
+    } catch {
+      // The OS cleans temp dirs eventually; failing here would hide the real result.
+    }
+  }
+}
+
+async function waitUntil (what: string, check: () => Promise<boolean>, timeoutMs: number, detail: () => Promise<string> = async () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await check().catch(() => false)) {
+    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms\n${await detail().catch(() => '')}`)
+    await delay(POLL_INTERVAL_MS)
+  }
+}
+
+/** `INFO replication` as a map. */
+async function replicationInfo (redis: Redis): Promise<Map<string, string>> {
+  const text = await redis.info('replication')
+  return new Map(text.split('\r\n').filter(line => line.includes(':')).map(line => {
+    const at = line.indexOf(':')
+    return [line.slice(0, at), line.slice(at + 1)] as [string, string]
+  }))
+}
+
+/** A reply of `SENTINEL REPLICAS` / `SENTINEL SENTINELS`: a list of flat field/value lists. */
+function records (reply: unknown): Array<Record<string, string>> {
+  return (reply as string[][]).map(fields => {
+    const record: Record<string, string> = {}
+    for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!
+    return record
+  })
+}
+
+/**
+ * Starts a master, its replicas and the sentinels, and resolves once the
+ * replicas are in sync and every sentinel knows the replicas (and the other
+ * sentinels). Register `set.close()` as cleanup where you call this.
+ */
+export async function startRedisSentinelSet (options: RedisSentinelOptions = {}): Promise<RedisSentinelSet> {
+  registerCleanup()
+  const name = options.name ?? 'mymaster'
+  const servers: RedisServer[] = []
+  const sentinels: SentinelProcess[] = []
+  const clients = new Map<number, Redis>()
+
+  const clientOf = (port: number): Redis => {
+    let redis = clients.get(port)
+    if (!redis) {
+      redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 100, lazyConnect: true, commandTimeout: 2000 })
+      redis.on('error', () => {})
+      clients.set(port, redis)
+    }
+    return redis
+  }
+  const closeAll = async () => {
+    for (const redis of clients.values()) redis.disconnect()
+    await Promise.allSettled([...sentinels.map(s => s.stop()), ...servers.map(s => s.close())])
+    await Promise.allSettled(sentinels.map(s => rm(s.dir, { recursive: true, force: true })))
+    for (const s of sentinels) directories.delete(s.dir)
+  }
+
+  try {
+    const master = await startRedisServer()
+    servers.push(master)
+    for (let i = 0; i < (options.replicas ?? 1); i++) {
+      servers.push(await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(master.port)] }))
+    }
+    const config = [
+      `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`,
+      `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
+      `sentinel failover-timeout ${name} ${options.failoverTimeoutMs ?? 5000}`,
+    ]
+    for (let i = 0; i < (options.sentinels ?? 1); i++) sentinels.push(await startSentinel(config))
+  } catch (error) {
+    await closeAll()
+    throw error
+  }
+
+  const byPort = (port: number) => servers.find(server => server.port === port)
+
+  const reportedMasterPorts = () => Promise.all(sentinels.map(async sentinel => {
+    const reply = await clientOf(sentinel.port).call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as [string, string] | null
+    return reply ? Number(reply[1]) : undefined
+  }))
+
+  const describeState = async () => {
+    const lines: string[] = [`sentinels report master ports ${(await reportedMasterPorts().catch(() => [])).join(', ')}`]
+    for (const server of servers) {
+      const info = await replicationInfo(clientOf(server.port)).catch((error: Error) => new Map([['error', error.message]]))
+      lines.push(`${server.port}: ${[...info].map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    }
+    return lines.join('\n')
+  }
+
+  const set: RedisSentinelSet = {
+    name,
+    servers,
+    sentinels,
+    sentinelList: sentinels.map(s => `127.0.0.1:${s.port}`).join(','),
+    client: (server) => clientOf(server.port),
+    async currentMaster () {
+      let master: RedisServer | undefined
+      await waitUntil('sentinels did not agree on a master', async () => {
+        const ports = await reportedMasterPorts()
+        master = byPort(ports[0] ?? -1)
+        return master !== undefined && ports.every(port => port === master?.port)
+      }, 5000, describeState)
+      return master!
+    },
+    replicasOf (master) {
+      return servers.filter(server => server !== master)
+    },
+    async waitForReplicas (master, count, timeoutMs = READY_TIMEOUT_MS) {
+      await waitUntil(`${master.port} did not get ${count} healthy replicas`, async () => {
+        const info = await replicationInfo(clientOf(master.port))
+        const online = [...info].filter(([key, value]) => /^slave\d+$/.test(key) && value.includes('state=online')).length
+        if (info.get('role') !== 'master' || online < count) return false
+        for (const sentinel of sentinels) {
+          const known = records(await clientOf(sentinel.port).call('SENTINEL', 'REPLICAS', name))
+          const healthy = known.filter(r => r.flags === 'slave' && r['master-link-status'] === 'ok' && r['master-port'] === String(master.port))
+          if (healthy.length < count) return false
+          if (sentinels.length > 1) {
+            const peers = records(await clientOf(sentinel.port).call('SENTINEL', 'SENTINELS', name))
+            if (peers.filter(p => p.flags === 'sentinel').length < sentinels.length - 1) return false
+          }
+        }
+        return true
+      }, timeoutMs, describeState)
+    },
+    async failover () {
+      const previous = await set.currentMaster()
+      await clientOf(sentinels[0]!.port).call('SENTINEL', 'FAILOVER', name)
+      return set.waitForNewMaster(previous)
+    },
+    async waitForNewMaster (previous, timeoutMs = READY_TIMEOUT_MS) {
+      let next: RedisServer | undefined
+      await waitUntil('no new master was reported', async () => {
+        const ports = await reportedMasterPorts()
+        next = byPort(ports[0] ?? -1)
+        if (!next || next === previous || !ports.every(port => port === next?.port)) return false
+        return (await replicationInfo(clientOf(next.port))).get('role') === 'master'
+      }, timeoutMs, describeState)
+      return next!
+    },
+    close: closeAll,
+  }
+
+  try {
+    await set.waitForReplicas(servers[0]!, servers.length - 1)
+  } catch (error) {
+    await closeAll()
+    throw error
+  }
+  return set
+}
+
+async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'bff-sentinel-'))
+  directories.add(dir)
+  const configFile = join(dir, 'sentinel.conf')
+  let port = 0
+  let child: ChildProcess | undefined
+  for (let attempt = 1; child === undefined; attempt++) {
+    port = await freePort()
+    await writeFile(configFile, [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      'daemonize no',
+      `dir ${dir}`,
+      `logfile ${join(dir, 'sentinel.log')}`,
+      ...monitor,
+      '',
+    ].join('\n'))
+    try {
+      child = await launchSentinel(configFile, port, dir)
+    } catch (error) {
+      if (attempt === START_ATTEMPTS) throw error
+    }
+  }
+
+  return {
+    port,
+    dir,
+    async stop () {
+      if (child === undefined || !isAlive(child)) return
+      child.kill('SIGTERM')
+      if (!await exited(child, STOP_TIMEOUT_MS)) {
+        child.kill('SIGKILL')
+        await exited(child, STOP_TIMEOUT_MS)
+      }
+    },
+    async start () {
+      if (child !== undefined && isAlive(child)) throw new Error(`sentinel on port ${port} is already running`)
+      child = await launchSentinel(configFile, port, dir)
+    },
+  }
+}
+
+async function launchSentinel (configFile: string, port: number, dir: string): Promise<ChildProcess> {
+  // The configuration file must come first; the sentinel rewrites it as it learns.
+  const child = spawn(REDIS_SERVER, [configFile, '--sentinel'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  let spawnError: Error | undefined
+  child.once('error', (error) => { spawnError = error })
+  let stderr = ''
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4096) })
+
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (spawnError !== undefined) throw new Error(`cannot run ${REDIS_SERVER}`, { cause: spawnError })
+    if (!isAlive(child)) throw new Error(`sentinel on port ${port} exited at start:\n${stderr}${await logTail(dir)}`)
+    // Ready means this very process answers as a sentinel (not another server that took the port).
+    const info = await probeInfo(port)
+    if (info.includes(`process_id:${child.pid}\r\n`) && info.includes('redis_mode:sentinel')) return child
+    await delay(POLL_INTERVAL_MS)
+  }
+  child.kill('SIGKILL')
+  throw new Error(`sentinel on port ${port} did not answer within ${READY_TIMEOUT_MS} ms:\n${await logTail(dir)}`)
+}
+
+async function probeInfo (port: number): Promise<string> {
+  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500 })
+  probe.on('error', () => {})
+  try {
+    return await probe.info('server')
+  } catch {
+    return ''
+  } finally {
+    probe.disconnect()
+  }
+}
+
+function isAlive (child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null
+}
+
+async function exited (child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (!isAlive(child)) return true
+  try {
+    await once(child, 'exit', { signal: AbortSignal.timeout(timeoutMs) })
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function logTail (dir: string): Promise<string> {
+  try {
+    return (await readFile(join(dir, 'sentinel.log'), 'utf8')).trimEnd().split('\n').slice(-20).join('\n')
+  } catch {
+    return ''
+  }
+}
