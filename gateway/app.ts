@@ -12,7 +12,7 @@ import { createAudit } from './audit.js'
 import { loggerOptions } from './logging.js'
 import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
-import { waitForRedis } from './session/redis-client.js'
+import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
 import type { SessionStore } from './session/store.js'
 import { createSessionCrypto } from './session/session-crypto.js'
 import { createSessionManager, type SessionSecrets } from './session/sessions.js'
@@ -55,11 +55,28 @@ export interface Gateway {
 
 const REVOCATION_WAIT_MS = 2000
 
+/**
+ * Graceful close: requests in flight finish, then their keep-alive connections are closed
+ * (answers sent while closing say `Connection: close`, and connections that turn idle are
+ * closed as they do), so `close()` resolves as soon as the last request is done.
+ */
+function drainOnClose (server: FastifyInstance): void {
+  let draining: NodeJS.Timeout | undefined
+  server.addHook('preClose', async () => {
+    draining = setInterval(() => server.server.closeIdleConnections(), 50)
+    draining.unref()
+  })
+  server.addHook('onSend', async (request, reply) => {
+    if (draining) reply.header('connection', 'close')
+  })
+  server.addHook('onClose', async () => clearInterval(draining))
+}
+
 /** Builds (but does not start) a gateway. */
 export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
-  const created = deps.store ? { store: deps.store } : createSessionStore(config)
-  const { store } = created
   const metrics = createMetrics()
+  const created = deps.store ? { store: deps.store } : createSessionStore(config, { onError: () => metrics.storeErrors.inc() })
+  const { store } = created
 
   const app = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-gateway'),
@@ -86,8 +103,12 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
   installErrorHandlers(admin)
+  drainOnClose(app)
+  drainOnClose(admin)
   const audit = createAudit(app.log, metrics)
 
+  metrics.trackSessions(() => store.countSessions())
+  watchRedisConnection(created.redis, app.log)
   if (store.kind === 'memory') {
     app.log.warn('SESSION_STORE=memory: sessions live in this process only; use Redis for more than one instance or a restart-proof demo')
   }

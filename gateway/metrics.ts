@@ -2,7 +2,7 @@
  * Prometheus metrics, one registry per gateway instance (several instances may
  * share a process in tests). Served on the admin listener only.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export interface GatewayMetrics {
   registry: Registry
@@ -15,7 +15,11 @@ export interface GatewayMetrics {
   refreshDuration: Histogram
   auditEvents: Counter<'event' | 'reason'>
   storeErrors: Counter
+  /** Reports the number of stored sessions at scrape time (cached briefly: counting can scan). */
+  trackSessions (count: () => Promise<number>): void
 }
+
+const SESSION_COUNT_CACHE_MS = 15_000
 
 export function createMetrics (): GatewayMetrics {
   const registry = new Registry()
@@ -62,5 +66,24 @@ export function createMetrics (): GatewayMetrics {
       registers,
     }),
     storeErrors: new Counter({ name: 'bff_session_store_errors_total', help: 'Session store operations that failed', registers }),
+    trackSessions (count) {
+      let cached: { value: number, at: number } | undefined
+      // eslint-disable-next-line no-new -- registered with the registry, which keeps it
+      new Gauge({
+        name: 'bff_sessions',
+        help: 'Session records in the store: live sessions plus revoked ones not yet expired',
+        registers,
+        async collect () {
+          if (!cached || Date.now() - cached.at > SESSION_COUNT_CACHE_MS) {
+            try {
+              cached = { value: await count(), at: Date.now() }
+            } catch {
+              // Store down: report nothing new rather than fail the whole scrape.
+            }
+          }
+          if (cached) this.set(cached.value)
+        },
+      })
+    },
   }
 }

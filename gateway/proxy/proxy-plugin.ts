@@ -121,6 +121,9 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     scope.addHook('onResponse', async (request, reply) => {
       if (request.bffForward) metrics.upstreamDuration.observe({ upstream: route.prefix, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
     })
+    // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
+    // body goes through the library's pass-through parser and so through our streaming limit.
+    scope.removeAllContentTypeParsers()
     const proxyOptions: FastifyHttpProxyOptions = {
       prefix: route.prefix,
       upstream: route.upstream,

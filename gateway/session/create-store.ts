@@ -4,7 +4,7 @@
 import type { GatewayConfig } from '../config.js'
 import { createMemoryStore } from './memory-store.js'
 import { createRedisConnection, type RedisConnection } from './redis-client.js'
-import { createRedisStore } from './redis-store.js'
+import { createRedisStore, type RedisStoreOptions } from './redis-store.js'
 import type { SessionStore } from './store.js'
 
 export interface CreatedStore {
@@ -13,8 +13,8 @@ export interface CreatedStore {
   redis?: RedisConnection
 }
 
-export function createSessionStore (config: Pick<GatewayConfig, 'sessionStore' | 'redis'>): CreatedStore {
+export function createSessionStore (config: Pick<GatewayConfig, 'sessionStore' | 'redis'>, options: RedisStoreOptions = {}): CreatedStore {
   if (config.sessionStore === 'memory' || !config.redis) return { store: createMemoryStore() }
   const redis = createRedisConnection(config.redis)
-  return { store: createRedisStore(redis), redis }
+  return { store: createRedisStore(redis, options), redis }
 }

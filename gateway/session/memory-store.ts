@@ -168,6 +168,9 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
     async releaseLock (name, owner) {
       if (live(locks, name) === owner) locks.delete(name)
     },
+    async countSessions () {
+      return [...sessions.values()].filter(e => e.expiresAt > now()).length
+    },
     async ping () {},
     async close () {
       clearInterval(sweep)

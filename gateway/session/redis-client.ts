@@ -5,7 +5,7 @@
  * Redis is away (fail closed at once instead of hanging), bound every command
  * in time, and keep reconnecting quickly so service resumes by itself.
  */
-import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis'
+import { Redis, Cluster, type Callback, type RedisOptions, type ClusterOptions } from 'ioredis'
 import type { RedisConfig } from '../config.js'
 
 export type RedisConnection = Redis | Cluster
@@ -21,6 +21,23 @@ const common: RedisOptions = {
   retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
   // After a Sentinel failover the old master turns replica; reconnect to the new one and resend.
   reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
+}
+
+/**
+ * ioredis parks transactions, pipelines and auto-pipelined commands until the
+ * cluster's first slot map arrives, whatever `enableOfflineQueue` says. Against
+ * a cluster that has no slots yet (not formed, or still being created) requests
+ * would hang instead of failing closed; refuse them at once, as every other
+ * command is refused while the cluster is not ready.
+ */
+class FailFastCluster extends Cluster {
+  override delayUntilReady (callback: Callback): void {
+    if (this.status === 'ready') {
+      super.delayUntilReady(callback)
+      return
+    }
+    process.nextTick(callback, new Error('Cluster is not ready (no slot map yet) and the offline queue is off'))
+  }
 }
 
 export function createRedisConnection (config: RedisConfig): RedisConnection {
@@ -53,7 +70,7 @@ export function createRedisConnection (config: RedisConfig): RedisConnection {
           ...(config.tls ? { tls: {} } : {}),
         },
       }
-      return new Cluster(config.nodes, options)
+      return new FailFastCluster(config.nodes, options)
     }
   }
 }
@@ -71,5 +88,24 @@ export async function waitForRedis (connection: RedisConnection, timeoutMs: numb
       resolve()
     }
     connection.once('ready', onReady)
+  })
+}
+
+/**
+ * Logs the connection's state changes once each (not every retry), so an outage is loud
+ * but does not flood the log, and ioredis never prints "Unhandled error event".
+ */
+export function watchRedisConnection (connection: RedisConnection | undefined, log: { warn: (o: object, m: string) => void, info: (m: string) => void }): void {
+  if (!connection) return
+  let down = false
+  connection.on('error', (error: Error) => {
+    if (down) return
+    down = true
+    log.warn({ err: error }, 'Redis connection lost: requests get 503 session_store_unavailable until it is back')
+  })
+  connection.on('ready', () => {
+    if (!down) return
+    down = false
+    log.info('Redis connection restored')
   })
 }

@@ -99,17 +99,23 @@ function parseSession (handle: string, fields: Record<string, string>): StoredSe
   }
 }
 
-// Translate every ioredis failure (refused, timed out, READONLY mid-failover…) into our
-// one fail-closed error, keeping the original as the cause for the logs.
-async function guarded<T> (operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation()
-  } catch (error) {
-    throw new SessionStoreUnavailable({ cause: error })
-  }
+export interface RedisStoreOptions {
+  /** Called for every failed store operation (metrics); the caller gets SessionStoreUnavailable. */
+  onError?: (error: unknown) => void
 }
 
-export function createRedisStore (connection: RedisConnection): SessionStore {
+export function createRedisStore (connection: RedisConnection, options: RedisStoreOptions = {}): SessionStore {
+  // Translate every ioredis failure (refused, timed out, READONLY mid-failover…) into our
+  // one fail-closed error, keeping the original as the cause for the logs.
+  async function guarded<T> (operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (error) {
+      options.onError?.(error)
+      throw new SessionStoreUnavailable({ cause: error })
+    }
+  }
+
   const redis = defineScripts(connection)
 
   const masters = (): Array<RedisConnection> =>
@@ -229,6 +235,7 @@ export function createRedisStore (connection: RedisConnection): SessionStore {
     releaseLock: (name, owner) => guarded(async () => {
       await redis.bffIfOwnerDel(keyFor.lock(name), owner)
     }),
+    countSessions: () => guarded(async () => (await scanKeys(keyFor.allSessions())).length),
     ping: () => guarded(async () => {
       await redis.ping()
     }),

@@ -80,6 +80,8 @@ export interface SessionStore {
   renewLock (name: string, owner: string, ttlMs: number): Promise<boolean>
   releaseLock (name: string, owner: string): Promise<void>
 
+  /** Session records stored (live sessions and unexpired tombstones), for the metrics gauge. */
+  countSessions (): Promise<number>
   ping (): Promise<void>
   close (): Promise<void>
 }

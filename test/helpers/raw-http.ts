@@ -15,8 +15,11 @@ export interface RawExchange {
   closedByServer: boolean
 }
 
-/** Writes `request` to the server at `baseUrl` and reads until it closes or `quietMs` pass without data. */
-export async function rawExchange (baseUrl: string, request: string | Buffer, quietMs = 400): Promise<RawExchange> {
+/**
+ * Writes `request` to the server at `baseUrl` and reads until it closes, or
+ * until `quietMs` pass without data once something arrived (`firstByteMs` before).
+ */
+export async function rawExchange (baseUrl: string, request: string | Buffer, quietMs = 300, firstByteMs = 5000): Promise<RawExchange> {
   const { hostname, port } = new URL(baseUrl)
   return new Promise((resolve, reject) => {
     const socket = connect({ host: hostname, port: Number(port) })
@@ -30,17 +33,17 @@ export async function rawExchange (baseUrl: string, request: string | Buffer, qu
       const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map(m => Number(m[1]))
       resolve({ text, statuses, closedByServer })
     }
-    const quiet = () => {
+    const quiet = (ms: number) => {
       clearTimeout(timer)
-      timer = setTimeout(finish, quietMs)
+      timer = setTimeout(finish, ms)
     }
     socket.on('connect', () => {
       socket.write(request)
-      quiet()
+      quiet(firstByteMs)
     })
     socket.on('data', (chunk) => {
       chunks.push(chunk)
-      quiet()
+      quiet(quietMs)
     })
     socket.on('end', () => { closedByServer = true })
     socket.on('close', () => {

@@ -37,6 +37,8 @@ export interface RedisSentinelOptions {
 export interface SentinelProcess {
   readonly port: number
   readonly dir: string
+  /** False between stop() and start(); the set's queries skip stopped sentinels. */
+  readonly running: boolean
   /** SIGTERM, resolving once the process has exited. */
   stop (): Promise<void>
   /** Starts it again on the same port, with the configuration it has rewritten since. */
@@ -52,7 +54,7 @@ export interface RedisSentinelSet {
   readonly sentinelList: string
   /** A plain client of one data server, closed with the set. */
   client (server: RedisServer): Redis
-  /** The master every sentinel reports; waits (briefly) while they disagree. */
+  /** The master every running sentinel reports; waits (briefly) while they disagree. */
   currentMaster (): Promise<RedisServer>
   /** The data servers that are currently replicas of `master`. */
   replicasOf (master: RedisServer): RedisServer[]
@@ -63,7 +65,7 @@ export interface RedisSentinelSet {
   waitForReplicas (master: RedisServer, count: number, timeoutMs?: number): Promise<void>
   /** `SENTINEL FAILOVER` (promote a replica now); resolves with the new master once every sentinel reports it. */
   failover (): Promise<RedisServer>
-  /** Resolves with the new master once every sentinel reports a master other than `previous` and it acts as one. */
+  /** Resolves with the new master once every running sentinel reports a master other than `previous` and it acts as one. */
   waitForNewMaster (previous: RedisServer, timeoutMs?: number): Promise<RedisServer>
   /** Stops every process and removes their directories. */
   close (): Promise<void>
@@ -170,7 +172,9 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
 
   const byPort = (port: number) => servers.find(server => server.port === port)
 
-  const reportedMasterPorts = () => Promise.all(sentinels.map(async sentinel => {
+  const up = () => sentinels.filter(sentinel => sentinel.running)
+
+  const reportedMasterPorts = () => Promise.all(up().map(async sentinel => {
     const reply = await clientOf(sentinel.port).call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as [string, string] | null
     return reply ? Number(reply[1]) : undefined
   }))
@@ -207,13 +211,13 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
         const info = await replicationInfo(clientOf(master.port))
         const online = [...info].filter(([key, value]) => /^slave\d+$/.test(key) && value.includes('state=online')).length
         if (info.get('role') !== 'master' || online < count) return false
-        for (const sentinel of sentinels) {
+        for (const sentinel of up()) {
           const known = records(await clientOf(sentinel.port).call('SENTINEL', 'REPLICAS', name))
           const healthy = known.filter(r => r.flags === 'slave' && r['master-link-status'] === 'ok' && r['master-port'] === String(master.port))
           if (healthy.length < count) return false
           if (sentinels.length > 1) {
             const peers = records(await clientOf(sentinel.port).call('SENTINEL', 'SENTINELS', name))
-            if (peers.filter(p => p.flags === 'sentinel').length < sentinels.length - 1) return false
+            if (peers.length < sentinels.length - 1) return false
           }
         }
         return true
@@ -221,7 +225,7 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
     },
     async failover () {
       const previous = await set.currentMaster()
-      await clientOf(sentinels[0]!.port).call('SENTINEL', 'FAILOVER', name)
+      await clientOf(up()[0]!.port).call('SENTINEL', 'FAILOVER', name)
       return set.waitForNewMaster(previous)
     },
     async waitForNewMaster (previous, timeoutMs = READY_TIMEOUT_MS) {
@@ -273,6 +277,9 @@ async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
   return {
     port,
     dir,
+    get running () {
+      return child !== undefined && isAlive(child)
+    },
     async stop () {
       if (child === undefined || !isAlive(child)) return
       child.kill('SIGTERM')

@@ -100,7 +100,8 @@ const refused: Row[] = [
   ['/api/orders/%EF%BC%8E%EF%BC%8E', 400, 'invalid_path'],
   ['/api/orders/%EF%BC%BC', 400, 'invalid_path'],
   // raw bytes outside printable ASCII
-  ['/api/orders/caf\xe9', 400, 'invalid_path'],
+  // (Node's parser refuses these before any route: the generic 400 invalid_request)
+  ['/api/orders/caf\xe9', 400, 'invalid_request'],
   // request targets that are not origin-form paths
   ['http://evil.example/api/orders', 400, 'invalid_path'],
   ['*', 400, 'invalid_path'],

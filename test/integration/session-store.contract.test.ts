@@ -1,6 +1,8 @@
 /**
  * The session store's contract, run against every implementation: the
- * in-memory demo store and Redis (a private redis-server on a free port).
+ * in-memory demo store and Redis (a private redis-server on a free port), and
+ * the Redis store again on a three-master Redis Cluster, where a user's
+ * sessions live in different slots on different masters.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
@@ -9,6 +11,7 @@ import { createRedisStore } from '../../gateway/session/redis-store.js'
 import { createRedisConnection, waitForRedis } from '../../gateway/session/redis-client.js'
 import type { SessionMeta, SessionStore, StoredSession } from '../../gateway/session/store.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 
 const HOUR = 3_600_000
 
@@ -38,6 +41,8 @@ interface Subject {
 let redisServer: RedisServer | undefined
 let redisStore: SessionStore | undefined
 let memoryStore: SessionStore | undefined
+let redisCluster: RedisCluster | undefined
+let clusterStore: SessionStore | undefined
 
 const subjects: Subject[] = [
   {
@@ -60,6 +65,21 @@ const subjects: Subject[] = [
     async teardown () {
       await redisStore?.close()
       await redisServer?.close()
+    },
+  },
+  {
+    name: 'redis store on a cluster',
+    async setup () {
+      redisCluster = await startRedisCluster()
+      const nodes = redisCluster.nodes.map(node => ({ host: '127.0.0.1', port: node.port }))
+      const connection = createRedisConnection({ mode: 'cluster', nodes, tls: false })
+      await waitForRedis(connection, 5000)
+      clusterStore = createRedisStore(connection)
+      return clusterStore
+    },
+    async teardown () {
+      await clusterStore?.close()
+      await redisCluster?.close()
     },
   },
 ]
