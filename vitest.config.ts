@@ -1,13 +1,31 @@
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
+
+// Integration and end-to-end files start real redis-server, IdP, gateway (and
+// Chromium) processes per file; two cores, so keep file-level parallelism modest.
+const timeouts = { testTimeout: 30_000, hookTimeout: 60_000 }
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Integration tests start real redis-server, IdP and gateway processes per file;
-    // two cores, so keep file-level parallelism modest.
     maxWorkers: 2,
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
     reporters: process.env.CI ? ['default'] : ['default'],
+    // Both run by default (`npm test`); `--project node` or `--project e2e` picks one.
+    projects: [
+      {
+        test: {
+          name: 'node',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/e2e/**'],
+          ...timeouts,
+        },
+      },
+      {
+        // Real Chromium (/usr/bin/chromium, or CHROMIUM_PATH) against a full stack.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          ...timeouts,
+        },
+      },
+    ],
   },
 })

@@ -13,6 +13,8 @@ import { loggerOptions } from './logging.js'
 import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
+import { createSessionCache } from './session/session-cache.js'
+import { subscribeInvalidations } from './session/invalidation.js'
 import type { SessionStore } from './session/store.js'
 import { createSessionCrypto } from './session/session-crypto.js'
 import { createSessionManager, type SessionSecrets } from './session/sessions.js'
@@ -54,6 +56,8 @@ export interface Gateway {
 }
 
 const REVOCATION_WAIT_MS = 2000
+/** A safety net only; invalidation messages are what keep cached sessions correct. */
+const SESSION_CACHE_TTL_MS = 60_000
 
 /**
  * Graceful close: requests in flight finish, then their keep-alive connections are closed
@@ -125,8 +129,17 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     await Promise.race([revocation, new Promise(resolve => setTimeout(resolve, REVOCATION_WAIT_MS).unref())])
   }
 
+  // The cache needs the invalidation channel, which needs Redis: none with the memory store.
+  const cache = created.redis && config.sessionCacheSize > 0
+    ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
+    : undefined
+  const invalidations = cache && created.redis
+    ? subscribeInvalidations(created.redis, cache, (error) => app.log.warn({ err: error }, 'session invalidation channel failed; cache distrusted'))
+    : undefined
+
   const sessions = createSessionManager({
     store,
+    ...(cache ? { cache } : {}),
     crypto: createSessionCrypto(config.sessionSecrets),
     idleTimeoutSeconds: config.idleTimeoutSeconds,
     absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
@@ -249,6 +262,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     async close () {
       await app.close()
       await admin.close()
+      await invalidations?.close()
       await store.close()
     },
   }

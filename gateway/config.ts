@@ -30,6 +30,8 @@ export interface GatewayConfig {
   sessionSecrets: string[]
   cookie: { name: string, secure: boolean, sameSite: 'lax' | 'strict' }
   idleTimeoutSeconds: number
+  /** Opened sessions kept in process per instance (Redis store only); 0 turns the cache off. */
+  sessionCacheSize: number
   absoluteTimeoutSeconds: number
   oidc: {
     issuer: string
@@ -152,6 +154,7 @@ const envSchema = z.object({
   SESSION_COOKIE_NAME: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a valid cookie name').optional(),
   SESSION_COOKIE_SAMESITE: z.enum(['lax', 'strict', 'Lax', 'Strict']).transform(v => v.toLowerCase() as 'lax' | 'strict').default('lax'),
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
+  SESSION_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
   SESSION_ABSOLUTE_TIMEOUT: seconds.default(43200),
   OIDC_ISSUER: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   OIDC_CLIENT_ID: z.string().min(1),
@@ -291,6 +294,7 @@ export async function loadConfig (env: Record<string, string | undefined>): Prom
     sessionSecrets: e.SESSION_SECRET,
     cookie: { name: cookieName, secure, sameSite: e.SESSION_COOKIE_SAMESITE },
     idleTimeoutSeconds: e.SESSION_IDLE_TIMEOUT,
+    sessionCacheSize: e.SESSION_CACHE_SIZE,
     absoluteTimeoutSeconds: e.SESSION_ABSOLUTE_TIMEOUT,
     oidc: {
       issuer: e.OIDC_ISSUER,

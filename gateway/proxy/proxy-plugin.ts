@@ -108,13 +108,13 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     reply.send(TIMEOUT_CODES.has(code) ? new GatewayTimeout({ cause: error }) : new BadGateway({ cause: error }))
   }
 
-  for (const route of policy.routes) {
-    await app.register(async (scope) => registerUpstream(scope, route))
-  }
-
   // The library's typings omit the header hook; its default would forward the browser's Cookie.
   const wsClientOptions: WsClientOptions = {
     rewriteRequestHeaders: (_headers, request) => upstreamRequestHeaders({}, forwardContext(request)),
+  }
+
+  for (const route of policy.routes) {
+    await app.register(async (scope) => registerUpstream(scope, route))
   }
 
   async function registerUpstream (scope: FastifyInstance, route: CompiledRoute) {

@@ -11,6 +11,7 @@ import { Cluster } from 'ioredis'
 import { SessionStoreUnavailable } from '../errors.js'
 import { keyFor } from './keys.js'
 import type { RedisConnection } from './redis-client.js'
+import { INVALIDATION_CHANNEL, invalidationMessage } from './invalidation.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
 
 const REPLACE_IF_VERSION = `
@@ -143,9 +144,16 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
     if (meta.sid !== undefined) await redis.srem(keyFor.sidSessions(meta.sid), handle)
   }
 
+  // Every write that changes a session's tokens or validity is announced, so instances that
+  // cache sessions evict them; a failed announcement fails the operation (the caller retries).
+  async function announce (message: string): Promise<void> {
+    await redis.publish(INVALIDATION_CHANNEL, message)
+  }
+
   async function revoke (handle: string, reason: RevocationReason): Promise<boolean> {
     const meta = await redis.bffRevokeIfLive(keyFor.session(handle), reason)
     if (!meta) return false
+    await announce(invalidationMessage.session(handle))
     await unindex(handle, JSON.parse(meta) as SessionMeta)
     return true
   }
@@ -169,6 +177,7 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       const written = await redis.bffReplaceIfVersion(
         keyFor.session(handle), String(expectedVersion), String(expectedVersion + 1),
         JSON.stringify(next.meta), next.sealed, ttlMs)
+      if (written === 1) await announce(invalidationMessage.session(handle))
       return written === 1
     }),
     touch: (handle, lastSeenAt, ttlMs) => guarded(async () => {
@@ -177,6 +186,7 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
     destroy: (handle) => guarded(async () => {
       const meta = await redis.hget(keyFor.session(handle), 'meta')
       const deleted = await redis.del(keyFor.session(handle))
+      if (deleted === 1) await announce(invalidationMessage.session(handle))
       if (meta) await unindex(handle, JSON.parse(meta) as SessionMeta)
       return deleted === 1
     }),
@@ -199,6 +209,7 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       const handles = await redis.zrange(keyFor.userSessions(sub), 0, -1)
       const revoked = await Promise.all(handles.map(h => revoke(h, reason)))
       await redis.del(keyFor.userSessions(sub))
+      await announce(invalidationMessage.user(sub))
       return handles.filter((_, i) => revoked[i])
     }),
     revokeAll: (reason) => guarded(async () => {
@@ -207,16 +218,22 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
         if (await redis.bffRevokeIfLive(key, reason)) count += 1
       }
       for (const key of [...await scanKeys(keyFor.allUserIndexes()), ...await scanKeys(keyFor.allSidIndexes())]) await redis.del(key)
+      await announce(invalidationMessage.all())
       return count
     }),
     destroyAll: () => guarded(async () => {
       let count = 0
       for (const key of await scanKeys(keyFor.allSessions())) count += await redis.del(key)
       for (const key of [...await scanKeys(keyFor.allUserIndexes()), ...await scanKeys(keyFor.allSidIndexes())]) await redis.del(key)
+      await announce(invalidationMessage.all())
       return count
     }),
     userEpoch: (sub) => guarded(async () => Number(await redis.get(keyFor.userEpoch(sub)) ?? 0)),
-    bumpUserEpoch: (sub, ttlMs) => guarded(() => redis.bffIncrWithTtl(keyFor.userEpoch(sub), ttlMs)),
+    bumpUserEpoch: (sub, ttlMs) => guarded(async () => {
+      const epoch = await redis.bffIncrWithTtl(keyFor.userEpoch(sub), ttlMs)
+      await announce(invalidationMessage.user(sub))
+      return epoch
+    }),
     saveLoginState: (state, value, ttlMs) => guarded(async () => {
       await redis.set(keyFor.loginState(state), value, 'PX', ttlMs)
     }),

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SessionCrypto } from './session-crypto.js'
+import type { SessionCache } from './session-cache.js'
 import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
 
@@ -50,6 +51,8 @@ export interface SessionManagerOptions {
    * cookie's key and can read its tokens): the place to revoke its refresh token at the IdP.
    */
   onRevokedSessionSeen?: (secrets: SessionSecrets, meta: SessionMeta, reason: RevocationReason) => Promise<void>
+  /** Opened sessions kept in process; only consulted while its invalidation channel is up. */
+  cache?: SessionCache
   now?: () => number
 }
 
@@ -164,7 +167,15 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     },
     async load (rawCookie) {
       const cookie = decodeSessionCookie(rawCookie, crypto)
-      return cookie ? read(cookie) : undefined
+      if (!cookie) return undefined
+      const { cache } = options
+      const cached = cache?.get(cookie.handle, cookie.key)
+      // A cached copy that looks expired may only be stale (another instance saw activity): ask the store.
+      if (cached && cached.meta.absoluteExpiresAt > now() && cached.lastSeenAt + idleMs > now()) return cached
+      const generation = cache?.generation ?? 0
+      const session = await read(cookie)
+      if (session && cache) cache.set(session, generation)
+      return session
     },
     async reload (session) {
       return read(session.cookie)

@@ -71,6 +71,19 @@ export async function startRedisCluster (options: RedisClusterOptions = {}): Pro
     return redis
   }
 
+  // The first node that answers (one may be stopped on purpose).
+  const anyNode = async (...command: [string, ...string[]]): Promise<unknown> => {
+    let lastError: unknown
+    for (const node of nodes) {
+      try {
+        return await client(node).call(...command)
+      } catch (error) {
+        lastError = error
+      }
+    }
+    throw lastError
+  }
+
   const clusterInfo = async (node: RedisServer): Promise<string> =>
     String(await client(node).call('CLUSTER', 'INFO'))
 
@@ -100,12 +113,10 @@ export async function startRedisCluster (options: RedisClusterOptions = {}): Pro
       await waitUntilOk()
     },
     waitUntilOk,
-    async slotOf (key) {
-      return Number(await client(nodes[0]!).call('CLUSTER', 'KEYSLOT', key))
-    },
+    slotOf: async (key) => Number(await anyNode('CLUSTER', 'KEYSLOT', key)),
     async nodeFor (key) {
       const slot = await cluster.slotOf(key)
-      const slots = await client(nodes[0]!).call('CLUSTER', 'SLOTS') as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
+      const slots = await anyNode('CLUSTER', 'SLOTS') as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
       const owner = slots.find(([from, to]) => slot >= from && slot <= to)?.[2]
       const node = nodes.find(candidate => candidate.port === owner?.[1])
       if (!node) throw new Error(`no node serves slot ${slot} of ${key}`)

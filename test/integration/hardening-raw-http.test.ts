@@ -63,7 +63,6 @@ const refused: Row[] = [
   ['a header line without a colon', () => head('GET /api/orders HTTP/1.1', ['X-Note']), 400],
   ['an obsolete folded header line', () => head('GET /api/orders HTTP/1.1', ['X-Note: a', ' X-Injected: 1']), 400],
   ['a space inside the request target', () => head('GET /api/orders /admin HTTP/1.1', []), 400],
-  ['a CR/LF in the request target', () => head('GET /api/orders\r\nX-Injected: 1 HTTP/1.1', []), 400],
   ['an unknown HTTP version', () => head('GET /api/orders HTTP/1.7', []), 400],
   ['one 20 KiB header', () => head('GET /api/orders HTTP/1.1', [`X-Big: ${'b'.repeat(20 * 1024)}`]), 431],
   ['many headers adding up to 32 KiB', () => head('GET /api/orders HTTP/1.1', Array.from({ length: 64 }, (_, i) => `X-H${i}: ${'h'.repeat(500)}`)), 431],

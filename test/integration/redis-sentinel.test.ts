@@ -38,9 +38,9 @@ const get = (user: SignedInUser, path: string) => fetch(`${stack.publicUrl}${pat
 /** Browses as `user` without pause until stopped, recording every answer. */
 function keepBrowsing (user: SignedInUser, paths = ['/api/orders', '/bff/user']) {
   const observations: Observation[] = []
-  let running = true
+  const stopped = new AbortController()
   const loop = (async () => {
-    while (running) {
+    while (!stopped.signal.aborted) {
       await Promise.all(paths.map(async path => {
         try {
           const response = await get(user, path)
@@ -55,7 +55,7 @@ function keepBrowsing (user: SignedInUser, paths = ['/api/orders', '/bff/user'])
   return {
     observations,
     async stop () {
-      running = false
+      stopped.abort()
       await loop
       return observations
     },
