@@ -34,7 +34,8 @@ export interface Stack {
   gateway: TestGateway
   publicUrl: string
   /** Starts another gateway instance on the same port as instance `index` was (after it closed). */
-  restartGateway (index: number): Promise<TestGateway>
+  /** `env` overrides this instance's environment from now on (e.g. a rotated SESSION_SECRET). */
+  restartGateway (index: number, env?: Record<string, string>): Promise<TestGateway>
   close (): Promise<void>
 }
 
@@ -60,7 +61,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   })
   const api = await startUpstreamApi({ issuer: idp.issuer, audience: apiAudience, port: apiPort })
   const policy = (options.policy ?? examplePolicy)(api.url)
-  const start = (port: number) => startTestGateway({
+  const start = (port: number, extraEnv: Record<string, string> = {}) => startTestGateway({
     issuer: idp.issuer,
     port,
     publicUrl,
@@ -70,6 +71,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }),
       ...(options.redisEnv ? { SESSION_STORE: 'redis', ...options.redisEnv } : {}),
       ...options.gatewayEnv,
+      ...extraEnv,
     },
     ...(options.deps ? { deps: options.deps } : {}),
   })
@@ -83,9 +85,9 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     gateways,
     gateway: gateways[0]!,
     publicUrl,
-    async restartGateway (index) {
+    async restartGateway (index, env) {
       const port = ports[index]!
-      const next = await start(port)
+      const next = await start(port, env)
       gateways[index] = next
       return next
     },

@@ -1,12 +1,11 @@
 /**
  * The gateway on a real three-master Redis Cluster (REDIS_CLUSTER_NODES): the
  * whole product (two gateway instances) signs in through the real IdP and
- * proxies to the real API, and
- * a user's sessions, whose keys hash to different slots on different masters,
- * still list and revoke together. The store is also checked directly: every
- * multi-step operation stays within one slot, flushes reach every master, and
- * the connection recovers by itself from a cluster that formed late or lost a
- * master for a while.
+ * proxies to the real API, and a user's sessions, whose keys hash to different
+ * slots on different masters, still list and revoke together. The store is
+ * also checked directly: every multi-step operation stays within one slot,
+ * flushes reach every master, and the connection recovers by itself from a
+ * cluster that formed late or lost a master for a while.
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
