@@ -37,5 +37,5 @@ USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# server.ts handles SIGTERM itself (drain, close Redis); node runs as PID 1 without a shell in between.
+# Exec form: SIGTERM reaches node itself (no shell in between); server.ts drains and closes Redis.
 CMD ["node", "dist/gateway/server.js"]

@@ -90,7 +90,9 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       : config.trustProxy,
     // A client-supplied request id would let a caller forge log correlation.
     requestIdHeader: false,
-    return503OnClosing: true,
+    // While closing, a request that reached us on an open connection is served (with `Connection: close`),
+    // not refused: Fastify's 503 would fail it, out of contract JSON, though no other instance saw it.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     bodyLimit: 1024 * 1024,
     // The canonical-path check owns the length limit (414); the router's must not be tighter.
@@ -220,13 +222,21 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       issuer: config.oidc.issuer,
       clientId: config.oidc.clientId,
       jwksUri: () => oidc.jwksUri(),
+      clockToleranceSeconds: config.oidc.clockToleranceSeconds,
       claimJti: (key, ttlMs) => store.claimOnce(key, ttlMs),
     }),
   })
   await app.register(proxyPlugin, { policy: config.routes, refresher, metrics, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
-  app.get('/healthz', async () => ({ status: 'ok' }))
+  // Probes hit this every few seconds; log them only when something is wrong.
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
   if (config.staticDir) {
-    await app.register(fastifyStatic, { root: config.staticDir, wildcard: true, index: 'index.html', cacheControl: false })
+    const root = config.staticDir
+    await app.register(async (spa) => {
+      // The SPA's files are public and read-only (GET/HEAD): a link from another site, or the
+      // redirect to returnTo after a login at an IdP on another site, must open them.
+      spa.addHook('onRoute', (route) => { route.config = { ...route.config, crossSiteAllowed: true } })
+      await spa.register(fastifyStatic, { root, wildcard: true, index: 'index.html', cacheControl: false })
+    })
   }
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) })

@@ -42,6 +42,8 @@ export interface GatewayConfig {
     allowInsecureHttp: boolean
     /** Seconds before a call to the identity provider is abandoned. */
     httpTimeoutSeconds: number
+    /** Seconds of clock difference with the identity provider tolerated in ID and logout token times. */
+    clockToleranceSeconds: number
   }
   redirectUri: string
   routes: RoutePolicy
@@ -184,6 +186,7 @@ const envSchema = z.object({
   }),
   OIDC_ALLOW_INSECURE_HTTP: booleanText.default(false),
   OIDC_HTTP_TIMEOUT: seconds.default(10),
+  OIDC_CLOCK_TOLERANCE: z.coerce.number().int().min(0).max(600).default(120),
   ROUTES_FILE: z.string().min(1),
   ROLES_CLAIM: z.string().min(1).default('roles'),
   TOKEN_REFRESH_SKEW: z.coerce.number().int().min(0).default(30),
@@ -304,6 +307,7 @@ export async function loadConfig (env: Record<string, string | undefined>): Prom
       authParams: e.OIDC_AUTH_PARAMS,
       allowInsecureHttp: issuer.protocol === 'http:',
       httpTimeoutSeconds: e.OIDC_HTTP_TIMEOUT,
+      clockToleranceSeconds: e.OIDC_CLOCK_TOLERANCE,
     },
     redirectUri: `${publicOrigin}/bff/callback`,
     routes,

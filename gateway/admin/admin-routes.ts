@@ -25,9 +25,9 @@ export default async function adminRoutes (app: FastifyInstance, options: AdminR
   const { metrics, store, oidc, audit } = options
   const authorised = createAdminTokenCheck(options.adminToken)
 
-  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', async (request, reply) => {
+  app.get('/readyz', { logLevel: 'warn' }, async (request, reply) => {
     const [storeCheck, idpCheck] = await Promise.allSettled([store.ping(), oidc.ready()])
     const checks = {
       sessionStore: storeCheck.status === 'fulfilled' ? 'ok' : 'unavailable',

@@ -34,14 +34,14 @@ export interface LogoutTokenVerifierOptions {
 export type LogoutTokenVerifier = (token: string) => Promise<LogoutTokenClaims>
 
 function checkType (token: string): void {
-  let typ: string | undefined
+  let typ: unknown
   try {
     typ = decodeProtectedHeader(token).typ
   } catch (error) {
     throw new LogoutTokenError('malformed', { cause: error })
   }
-  // Spec: typ SHOULD be logout+jwt; where present, anything else is another kind of token.
-  if (typ !== undefined && !['logout+jwt', 'application/logout+jwt'].includes(typ.toLowerCase())) {
+  // Spec: typ SHOULD be logout+jwt; where present, anything else (a JSON null or number too) is another kind of token.
+  if (typ !== undefined && (typeof typ !== 'string' || !['logout+jwt', 'application/logout+jwt'].includes(typ.toLowerCase()))) {
     throw new LogoutTokenError('wrong_typ')
   }
 }

@@ -19,6 +19,8 @@ export interface OidcClientOptions {
   authParams: Record<string, string>
   allowInsecureHttp: boolean
   httpTimeoutSeconds: number
+  /** Leeway, in seconds, for the time claims of the IdP's ID tokens (its clock is not ours). */
+  clockToleranceSeconds: number
 }
 
 export interface TokenResult {
@@ -86,7 +88,7 @@ export function createOidcClient (options: OidcClientOptions): OidcClient {
     discovered ??= oidc.discovery(
       new URL(options.issuer),
       options.clientId,
-      undefined,
+      { [oidc.clockTolerance]: options.clockToleranceSeconds },
       oidc.ClientSecretBasic(options.clientSecret),
       {
         timeout: options.httpTimeoutSeconds,

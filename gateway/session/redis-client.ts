@@ -40,12 +40,88 @@ class FailFastCluster extends Cluster {
   }
 }
 
+/**
+ * A Sentinel client that moves to the new master as soon as the sentinels
+ * announce a failover (`+switch-master`). Sentinel demotes the old master only
+ * seconds later, and until then it still accepts writes that the resync then
+ * throws away (new sessions, rotated refresh tokens), so staying connected to
+ * it is not an option.
+ *
+ * Not ioredis's own `failoverDetector`: when an announcement reaches it while
+ * a reconnect is already under way (the master crashed), it aborts that
+ * reconnect and the client ends for good, so the gateway would answer 503
+ * until restarted. Here the switch is only ever acted on through the public
+ * `disconnect(true)` of a ready connection.
+ */
+class SentinelRedis extends Redis {
+  constructor (options: RedisOptions) {
+    super(options)
+    followSwitchMaster(this)
+  }
+
+  // Duplicates (the invalidation subscriber) must follow the master too.
+  override duplicate (override?: Partial<RedisOptions>): Redis {
+    return new SentinelRedis({ ...this.options, ...override })
+  }
+}
+
+function followSwitchMaster (connection: Redis): void {
+  const { sentinels = [], name, sentinelUsername, sentinelPassword, sentinelTLS } = connection.options
+  let announced: { host: string, port: number } | undefined
+  let lastSwitch = ''
+
+  const onMaster = () => {
+    const stream = connection.stream as { remoteAddress?: string, remotePort?: number } | undefined
+    return announced !== undefined && stream?.remotePort === announced.port &&
+      (stream.remoteAddress === announced.host || stream.remoteAddress === `::ffff:${announced.host}`)
+  }
+  // Only a ready connection is ever dropped; one that is still connecting may have asked the
+  // sentinels before the switch, so it is checked once it is ready. Each announcement is checked
+  // once: a missed or stale one can never keep the connection from settling.
+  const follow = () => {
+    if (announced === undefined || connection.status !== 'ready') return
+    const stale = !onMaster()
+    announced = undefined
+    if (stale) connection.disconnect(true)
+  }
+
+  const watchers = sentinels.map(({ host, port }) => {
+    const watcher = new Redis({
+      ...(host ? { host } : {}),
+      ...(port ? { port } : {}),
+      ...(sentinelUsername ? { username: sentinelUsername } : {}),
+      ...(sentinelPassword ? { password: sentinelPassword } : {}),
+      ...(sentinelTLS ? { tls: sentinelTLS } : {}),
+      connectTimeout: 2000,
+      retryStrategy: () => 1000,
+      maxRetriesPerRequest: null,
+    })
+    // A sentinel that is down is the other sentinels' business; the data connection reports Redis trouble.
+    watcher.on('error', () => {})
+    watcher.on('message', (_channel: string, message: string) => {
+      // "<master name> <old ip> <old port> <new ip> <new port>", once from every sentinel.
+      const [master, , , host, port] = message.split(' ')
+      if (master !== name || !host || !port || message === lastSwitch) return
+      lastSwitch = message
+      announced = { host, port: Number(port) }
+      follow()
+    })
+    watcher.subscribe('+switch-master').catch(() => {})
+    return watcher
+  })
+
+  connection.on('ready', follow)
+  connection.once('end', () => {
+    for (const watcher of watchers) watcher.disconnect()
+  })
+}
+
 export function createRedisConnection (config: RedisConfig): RedisConnection {
   switch (config.mode) {
     case 'standalone':
       return new Redis(config.url, { ...common })
     case 'sentinel':
-      return new Redis({
+      return new SentinelRedis({
         ...common,
         sentinels: config.sentinels,
         name: config.name,
@@ -53,10 +129,6 @@ export function createRedisConnection (config: RedisConfig): RedisConnection {
         ...(config.password ? { password: config.password, sentinelPassword: config.password } : {}),
         ...(config.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
         sentinelRetryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
-        // Sentinel reconfigures the old master only seconds after a failover and until then it still
-        // accepts writes, which the resync then throws away (sessions, rotated refresh tokens). Follow
-        // the sentinels' +switch-master at once instead of staying connected to it.
-        failoverDetector: true,
       })
     case 'cluster': {
       const options: ClusterOptions = {

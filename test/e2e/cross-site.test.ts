@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import type { Browser, Page } from 'playwright-core'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
+import { freePort } from '../helpers/free-port.js'
 import { DEMO_DIR, launchChromium, openPage, signInThroughPage, startStaticSite, type StaticSite } from './chromium.js'
 
 let stack: Stack
@@ -127,5 +128,38 @@ describe('a page on the same site but another origin (the SameSite=Lax cookie is
     const after = await allRefusals()
     expect(after.origin - before.origin).toBe(2)
     expect(stack.api.received).toEqual([])
+  })
+})
+
+describe('an identity provider on another site', () => {
+  // As with any hosted IdP: its login page is cross-site to the gateway, so the callback's
+  // redirect to returnTo arrives with Sec-Fetch-Site: cross-site. The page must still open.
+  let foreign: Stack
+  beforeAll(async () => {
+    const port = await freePort()
+    foreign = await startStack({ idp: { port, issuer: `http://localhost:${port}` }, gatewayEnv: { STATIC_DIR: DEMO_DIR } })
+  })
+  afterAll(async () => { await foreign?.close() })
+
+  it('signs in and lands on the signed-in page; the BFF endpoints still refuse cross-site requests', async () => {
+    const { page } = await openPage(browser)
+    await page.goto(`${foreign.gateway.url}/`)
+    await signInThroughPage(page, foreign.gateway.url, 'alice')
+    expect(new URL(foreign.idp.issuer).hostname).toBe('localhost')
+    expect(await page.locator('#user-name').innerText()).toBe('Alice Example')
+
+    // A link from another site opens the page too, while the API stays closed to it.
+    const site = await startStaticSite({
+      '/link.html': `<!doctype html><a id="app" href="${foreign.gateway.url}/">app</a><a id="api" href="${foreign.gateway.url}/api/orders">api</a>`,
+    }, 'localhost')
+    onTestFinished(() => site.close())
+    await page.goto(`${site.origin}/link.html`)
+    await page.locator('#app').click()
+    await page.waitForURL(`${foreign.gateway.url}/`)
+    await page.locator('#signed-in').waitFor()
+    await page.goto(`${site.origin}/link.html`)
+    await page.locator('#api').click()
+    await page.waitForURL(`${foreign.gateway.url}/api/orders`)
+    expect(JSON.parse(await page.locator('body').innerText())).toMatchObject({ error: 'csrf' })
   })
 })

@@ -157,7 +157,6 @@ describe('Redis stopped and started with persistence, two instances', () => {
       `same session served again after ${perInstance.map(r => r!.ms).join(' / ')} ms (instance 0 / 1)`)
   })
 
-
   it('stalled (SIGSTOP): requests that need it get 503 after the command timeout, none hangs, nothing unverified is forwarded; after SIGCONT they succeed at once', async () => {
     const [zero, one] = stack.gateways.map(g => g.url) as [string, string]
     const user = await signIn(zero, 'bob')

@@ -39,7 +39,7 @@ export async function send (url: string, options: SendOptions = {}): Promise<Out
   const { timeoutMs = 15_000, headers, ...init } = options
   const tag = nextTag()
   const method = (init.method ?? 'GET').toUpperCase()
-  const startedAt = Date.now()
+  const common = { tag, method, url, startedAt: Date.now() }
   try {
     const response = await fetch(url, {
       ...init,
@@ -58,16 +58,11 @@ export async function send (url: string, options: SendOptions = {}): Promise<Out
         // Left undefined: the assertion on `error` reports it.
       }
     }
-    return {
-      tag, method, url, startedAt, endedAt: Date.now(), status: response.status, contentType,
-      setCookies: response.headers.getSetCookie(), body, ...(error ? { error } : {}),
-    }
+    const setCookies = response.headers.getSetCookie()
+    return { ...common, endedAt: Date.now(), status: response.status, contentType, setCookies, body, ...(error ? { error } : {}) }
   } catch (failure) {
     const cause = (failure as Error & { cause?: { code?: string } }).cause
-    return {
-      tag, method, url, startedAt, endedAt: Date.now(), status: 0, contentType: '', setCookies: [], body: '',
-      networkError: cause?.code ?? (failure as Error).name,
-    }
+    return { ...common, endedAt: Date.now(), status: 0, contentType: '', setCookies: [], body: '', networkError: cause?.code ?? (failure as Error).name }
   }
 }
 
@@ -102,15 +97,14 @@ export interface SteadyLoad {
 /** `concurrency` loops, each sending one request after the other until stopped. */
 export function steadyLoad (next: (i: number) => Promise<Outcome>, concurrency: number): SteadyLoad {
   const outcomes: Outcome[] = []
-  let running = true
-  let count = 0
+  const state = { running: true, count: 0 }
   const loops = Array.from({ length: concurrency }, async () => {
-    while (running) outcomes.push(await next(count++))
+    while (state.running) outcomes.push(await next(state.count++))
   })
   return {
     outcomes,
     async stop () {
-      running = false
+      state.running = false
       await Promise.all(loops)
     },
   }

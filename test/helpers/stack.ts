@@ -23,6 +23,8 @@ export interface StackOptions {
    */
   redisEnv?: Record<string, string>
   deps?: GatewayDeps
+  /** Leeway of the API's exp/nbf checks (default 5 s), for tests of an IdP whose clock is off. */
+  apiClockToleranceSeconds?: number
 }
 
 export interface Stack {
@@ -59,7 +61,12 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       backchannelLogoutUri: `${publicUrl}/bff/backchannel-logout`,
     }],
   })
-  const api = await startUpstreamApi({ issuer: idp.issuer, audience: apiAudience, port: apiPort })
+  const api = await startUpstreamApi({
+    issuer: idp.issuer,
+    audience: apiAudience,
+    port: apiPort,
+    ...(options.apiClockToleranceSeconds !== undefined ? { clockToleranceSeconds: options.apiClockToleranceSeconds } : {}),
+  })
   const policy = (options.policy ?? examplePolicy)(api.url)
   const start = (port: number, extraEnv: Record<string, string> = {}) => startTestGateway({
     issuer: idp.issuer,

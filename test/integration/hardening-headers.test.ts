@@ -40,7 +40,7 @@ beforeEach(() => { stack.api.clear() })
 
 /** GET /api/echo/1 as alice with extra raw header lines. */
 async function echo (extraHeaders: string[]) {
-  const head = [`GET /api/echo/1 HTTP/1.1`, `Host: ${host}`, `Cookie: ${alice.cookie}`, ...extraHeaders, 'Connection: close']
+  const head = ['GET /api/echo/1 HTTP/1.1', `Host: ${host}`, `Cookie: ${alice.cookie}`, ...extraHeaders, 'Connection: close']
   // A client-supplied Connection header replaces ours when the row sends one.
   const lines = extraHeaders.some(line => /^connection:/i.test(line)) ? head.slice(0, -1) : head
   const exchange = await rawExchange(stack.publicUrl, `${lines.join('\r\n')}\r\n\r\n`)
@@ -62,7 +62,7 @@ const gatewayAuthorization = (headers: Record<string, string | string[] | undefi
 }
 
 const rows: Row[] = [
-  ['Cookie', [`Cookie: other=1`], absent('cookie')],
+  ['Cookie', ['Cookie: other=1'], absent('cookie')],
   ['Authorization', ['Authorization: Bearer browser-supplied'], (h) => { gatewayAuthorization(h); expect(h.authorization).not.toContain('browser-supplied') }],
   ['Authorization: Basic', ['Authorization: Basic YWxpY2U6cHc='], (h) => { gatewayAuthorization(h) }],
   ['X-CSRF-Token', [`X-CSRF-Token: ${'t'.repeat(43)}`], absent('x-csrf-token')],
@@ -164,7 +164,9 @@ describe('CORS', () => {
   }
 
   function corsHeaders (response: Response): string[] {
-    return [...response.headers.keys()].filter(name => name.startsWith('access-control-'))
+    const names: string[] = []
+    response.headers.forEach((_value, name) => { if (name.startsWith('access-control-')) names.push(name) })
+    return names
   }
 
   it('answers a preflight from an allowed origin, with credentials and the CSRF header', async () => {

@@ -57,7 +57,8 @@ function requestCounter (onRequest: (socket: Socket) => void, count: () => void)
   return createTcpServer(socket => {
     socket.on('error', () => {})
     socket.on('data', chunk => {
-      for (const _line of chunk.toString('latin1').matchAll(/^(GET|POST|PUT) \S+ HTTP\/1\.1\r$/gm)) count()
+      const requestLines = chunk.toString('latin1').match(/^(GET|POST|PUT) \S+ HTTP\/1\.1\r$/gm) ?? []
+      for (let i = 0; i < requestLines.length; i++) count()
       onRequest(socket)
     })
   })

@@ -1,0 +1,112 @@
+/**
+ * The gateway as a real process (`node --import tsx gateway/server.ts`), for
+ * what an in-process gateway cannot show: its own RSS, signals, and a clock
+ * of its own (CLOCK_OFFSET_MS, applied by ./shifted-clock.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '../helpers/free-port.js'
+import { TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET, type RoutePolicyJson } from '../helpers/gateway.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const SHIFTED_CLOCK = fileURLToPath(new URL('./shifted-clock.ts', import.meta.url))
+const READY_TIMEOUT_MS = 30_000
+
+export interface GatewayProcessOptions {
+  port: number
+  publicUrl: string
+  issuer: string
+  redisUrl: string
+  policy: RoutePolicyJson
+  env?: Record<string, string>
+  /** Shift the process' clock (Date) by this much; 0 leaves it alone. */
+  clockOffsetMs?: number
+}
+
+export interface GatewayProcess {
+  readonly url: string
+  readonly adminUrl: string
+  readonly pid: number
+  /** Resident set size from /proc/<pid>/status, in bytes. */
+  rss (): Promise<number>
+  /** The last lines the process wrote, for failure messages. */
+  output (): string
+  /** SIGTERM (a graceful close); resolves with the exit code. */
+  stop (): Promise<number | null>
+}
+
+const running = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
+export async function startGatewayProcess (options: GatewayProcessOptions): Promise<GatewayProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'bff-gateway-process-'))
+  const routesFile = join(dir, 'routes.json')
+  await writeFile(routesFile, JSON.stringify(options.policy))
+  const adminPort = await freePort()
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    PUBLIC_URL: options.publicUrl,
+    HOST: '127.0.0.1',
+    PORT: String(options.port),
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: String(adminPort),
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    SESSION_SECRET: TEST_SESSION_SECRET,
+    REDIS_URL: options.redisUrl,
+    OIDC_ISSUER: options.issuer,
+    OIDC_CLIENT_ID: TEST_CLIENT_ID,
+    OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    ROUTES_FILE: routesFile,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    LOGIN_RATE_LIMIT: '100000',
+    ...options.env,
+  }
+  const imports = ['--import', 'tsx', ...(options.clockOffsetMs ? ['--import', SHIFTED_CLOCK] : [])]
+  const child = spawn(process.execPath, [...imports, 'gateway/server.ts'], {
+    cwd: ROOT,
+    env: { ...env, ...(options.clockOffsetMs ? { CLOCK_OFFSET_MS: String(options.clockOffsetMs) } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  running.add(child)
+  let output = ''
+  const keep = (chunk: Buffer) => { output = (output + chunk.toString('utf8')).slice(-8192) }
+  child.stdout!.on('data', keep)
+  child.stderr!.on('data', keep)
+  const exited = once(child, 'exit').then(([code]) => {
+    running.delete(child)
+    return code as number | null
+  })
+
+  const url = `http://127.0.0.1:${options.port}`
+  const adminUrl = `http://127.0.0.1:${adminPort}`
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (!output.includes('admin listener on')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+      throw new Error(`gateway process did not start:\n${output}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+
+  return {
+    url,
+    adminUrl,
+    pid: child.pid!,
+    async rss () {
+      const status = await readFile(`/proc/${child.pid!}/status`, 'utf8')
+      return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024
+    },
+    output: () => output,
+    async stop () {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      const code = await exited
+      await rm(dir, { recursive: true, force: true })
+      return code
+    },
+  }
+}

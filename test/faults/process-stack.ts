@@ -1,0 +1,71 @@
+/**
+ * Like test/helpers/stack.ts, but every gateway instance is its own process:
+ * a private redis-server, the oidc-provider IdP and the API in this process,
+ * and `instances` gateway processes sharing Redis behind one PUBLIC_URL.
+ */
+import { startIdentityProvider, type IdentityProvider, type IdentityProviderOptions } from '../../upstream-mock/idp.js'
+import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/free-port.js'
+import { examplePolicy, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../helpers/gateway.js'
+import { startGatewayProcess, type GatewayProcess } from './gateway-process.js'
+
+export interface ProcessStackOptions {
+  instances?: number
+  idp?: Omit<IdentityProviderOptions, 'clients' | 'apiAudience'>
+  gatewayEnv?: Record<string, string>
+  /** Every gateway process runs this far off the real clock. */
+  clockOffsetMs?: number
+}
+
+export interface ProcessStack {
+  redis: RedisServer
+  idp: IdentityProvider
+  api: UpstreamApi
+  gateways: GatewayProcess[]
+  publicUrl: string
+  close (): Promise<void>
+}
+
+export async function startProcessStack (options: ProcessStackOptions = {}): Promise<ProcessStack> {
+  const ports = await Promise.all(Array.from({ length: options.instances ?? 1 }, () => freePort()))
+  const publicUrl = `http://127.0.0.1:${ports[0]}`
+  const apiPort = await freePort()
+  const apiAudience = `http://127.0.0.1:${apiPort}`
+  const redis = await startRedisServer()
+  const idp = await startIdentityProvider({
+    ...options.idp,
+    apiAudience,
+    clients: [{
+      clientId: TEST_CLIENT_ID,
+      clientSecret: TEST_CLIENT_SECRET,
+      redirectUris: [`${publicUrl}/bff/callback`],
+      postLogoutRedirectUris: [`${publicUrl}/`],
+      backchannelLogoutUri: `${publicUrl}/bff/backchannel-logout`,
+    }],
+  })
+  const api = await startUpstreamApi({ issuer: idp.issuer, audience: apiAudience, port: apiPort })
+  const gateways: GatewayProcess[] = []
+  const close = async () => {
+    await Promise.allSettled(gateways.map(g => g.stop()))
+    await api.close()
+    await idp.close()
+    await redis.close()
+  }
+  const started = await Promise.allSettled(ports.map(port => startGatewayProcess({
+    port,
+    publicUrl,
+    issuer: idp.issuer,
+    redisUrl: redis.url,
+    policy: examplePolicy(api.url),
+    env: { OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }), ...options.gatewayEnv },
+    ...(options.clockOffsetMs ? { clockOffsetMs: options.clockOffsetMs } : {}),
+  })))
+  for (const result of started) if (result.status === 'fulfilled') gateways.push(result.value)
+  const failure = started.find(result => result.status === 'rejected')
+  if (failure) {
+    await close()
+    throw failure.reason
+  }
+  return { redis, idp, api, gateways, publicUrl, close }
+}
