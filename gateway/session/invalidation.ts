@@ -26,34 +26,56 @@ export interface InvalidationSubscriber {
   close (): Promise<void>
 }
 
+/** How often the subscribed connection is probed; a silent partition is noticed within this plus a command timeout. */
+const HEARTBEAT_MS = 1000
+
 /**
  * Subscribes a dedicated connection and keeps the cache's trust tied to it:
- * trusted only once subscribed, distrusted the moment the connection wavers.
+ * trusted only once subscribed, distrusted the moment the connection wavers —
+ * including a connection that stays open but stops answering (a partition or
+ * a frozen Redis), which a heartbeat PING detects.
  */
 export function subscribeInvalidations (connection: RedisConnection, cache: SessionCache, onError: (error: unknown) => void): InvalidationSubscriber {
   const subscriber = connection.duplicate()
   let closed = false
+  let subscribed = false
+
+  const distrust = () => {
+    subscribed = false
+    cache.distrust()
+  }
 
   const subscribe = () => {
     subscriber.subscribe(INVALIDATION_CHANNEL).then(() => {
-      if (!closed) cache.trust()
+      if (closed) return
+      subscribed = true
+      cache.trust()
     }, (error: unknown) => {
-      cache.distrust()
+      distrust()
       onError(error)
     })
   }
 
   subscriber.on('message', (_channel: string, message: string) => applyInvalidation(cache, message))
   subscriber.on('ready', subscribe)
-  for (const event of ['error', 'close', 'reconnecting', 'end']) {
-    subscriber.on(event, () => cache.distrust())
-  }
+  for (const event of ['error', 'close', 'reconnecting', 'end']) subscriber.on(event, distrust)
   if (subscriber.status === 'ready') subscribe()
+
+  // Messages may have been lost while the probe went unanswered: distrust clears the cache, and
+  // trust comes back (from empty) only with an answer on a connection that is still subscribed.
+  const heartbeat = setInterval(() => {
+    if (subscriber.status !== 'ready') return
+    subscriber.ping().then(() => {
+      if (!closed && subscribed && !cache.trusted) cache.trust()
+    }, () => cache.distrust())
+  }, HEARTBEAT_MS)
+  heartbeat.unref()
 
   return {
     async close () {
       closed = true
-      cache.distrust()
+      clearInterval(heartbeat)
+      distrust()
       await subscriber.quit().catch(() => subscriber.disconnect())
     },
   }

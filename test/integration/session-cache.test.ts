@@ -83,4 +83,19 @@ describe('session cache', () => {
       return await hgetallCalls() === before
     })
   })
+
+  it('is dropped when the channel stays open but stops answering (a frozen Redis or a silent partition)', async () => {
+    const user = await signIn(stack.publicUrl)
+    const b = stack.gateways[1]!.url
+    expect(await status(b, user)).toBe(200)
+    await stack.redis!.pause()
+    try {
+      // The heartbeat notices within about a second plus a command timeout; from then on the
+      // instance asks the frozen store and fails closed instead of serving what it cached.
+      await until(async () => (await status(b, user)) === 503, 8000)
+    } finally {
+      await stack.redis!.resume()
+    }
+    await until(async () => (await status(b, user)) === 200, 8000)
+  })
 })

@@ -74,7 +74,7 @@ const garbage = fc.oneof(
   fc.base64String({ maxLength: 300 }),
   fc.array(fc.string({ unit: fc.constantFrom(...'eyJhbGciOiJSUzI1NiJ9AZaz09-_.='.split('')), maxLength: 80 }), { minLength: 1, maxLength: 6 }).map(parts => parts.join('.')),
   fc.constantFrom('', '.', '..', '...', 'a.b.c', 'e30.e30.', 'e30.e30.e30', 'x'.repeat(20_000)),
-  fc.anything(),
+  fc.anything()
 )
 
 /** Three base64url parts with arbitrary JSON (or not) headers and payloads, and a made-up signature. */
@@ -86,7 +86,7 @@ const jwtShaped = fc.tuple(
     crit: fc.option(anyValue),
   }), anyValue),
   fc.oneof(fc.dictionary(fc.constantFrom('iss', 'aud', 'iat', 'exp', 'sub', 'sid', 'jti', 'events', 'nonce'), anyValue), anyValue),
-  fc.oneof(fc.base64String({ maxLength: 350 }).map(s => s.replace(/[+/=]/g, '')), fc.constant('')),
+  fc.oneof(fc.base64String({ maxLength: 350 }).map(s => s.replace(/[+/=]/g, '')), fc.constant(''))
 ).map(([header, payload, signature]) => `${b64(header)}.${b64(payload)}.${signature}`)
 
 /** Correctly signed tokens whose claims are each usually right and sometimes wrong in any way. */
