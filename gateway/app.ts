@@ -14,7 +14,7 @@ import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
 import { createSessionCache } from './session/session-cache.js'
-import { subscribeInvalidations } from './session/invalidation.js'
+import { applyInvalidation, subscribeInvalidations } from './session/invalidation.js'
 import type { SessionStore } from './session/store.js'
 import { createSessionCrypto } from './session/session-crypto.js'
 import { createSessionManager, type SessionSecrets } from './session/sessions.js'
@@ -79,7 +79,16 @@ function drainOnClose (server: FastifyInstance): void {
 /** Builds (but does not start) a gateway. */
 export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
   const metrics = createMetrics()
-  const created = deps.store ? { store: deps.store } : createSessionStore(config, { onError: () => metrics.storeErrors.inc() })
+  // The cache needs the invalidation channel, which needs Redis: none with the memory store.
+  const cache = !deps.store && config.sessionStore === 'redis' && config.sessionCacheSize > 0
+    ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
+    : undefined
+  const created = deps.store
+    ? { store: deps.store }
+    : createSessionStore(config, {
+      onError: () => metrics.storeErrors.inc(),
+      ...(cache ? { onAnnounce: (message: string) => applyInvalidation(cache, message) } : {}),
+    })
   const { store } = created
 
   const app = Fastify({
@@ -131,10 +140,6 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     await Promise.race([revocation, new Promise(resolve => setTimeout(resolve, REVOCATION_WAIT_MS).unref())])
   }
 
-  // The cache needs the invalidation channel, which needs Redis: none with the memory store.
-  const cache = created.redis && config.sessionCacheSize > 0
-    ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
-    : undefined
   const invalidations = cache && created.redis
     ? subscribeInvalidations(created.redis, cache, (error) => app.log.warn({ err: error }, 'session invalidation channel failed; cache distrusted'))
     : undefined

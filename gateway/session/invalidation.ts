@@ -58,7 +58,9 @@ export function subscribeInvalidations (connection: RedisConnection, cache: Sess
 
   subscriber.on('message', (_channel: string, message: string) => applyInvalidation(cache, message))
   subscriber.on('ready', subscribe)
-  for (const event of ['error', 'close', 'reconnecting', 'end']) subscriber.on(event, distrust)
+  // A Cluster moves its subscription to another node silently when the node it used goes away;
+  // messages published in between are lost, so a lost node means distrust too.
+  for (const event of ['error', 'close', 'reconnecting', 'end', '-node']) subscriber.on(event, distrust)
   if (subscriber.status === 'ready') subscribe()
 
   // Messages may have been lost while the probe went unanswered: distrust clears the cache, and
@@ -66,7 +68,10 @@ export function subscribeInvalidations (connection: RedisConnection, cache: Sess
   const heartbeat = setInterval(() => {
     if (subscriber.status !== 'ready') return
     subscriber.ping().then(() => {
-      if (!closed && subscribed && !cache.trusted) cache.trust()
+      if (closed || cache.trusted) return
+      // After a distrust the subscription may be gone (or moved): subscribe again, then trust.
+      if (subscribed) cache.trust()
+      else subscribe()
     }, () => cache.distrust())
   }, HEARTBEAT_MS)
   heartbeat.unref()

@@ -103,6 +103,12 @@ function parseSession (handle: string, fields: Record<string, string>): StoredSe
 export interface RedisStoreOptions {
   /** Called for every failed store operation (metrics); the caller gets SessionStoreUnavailable. */
   onError?: (error: unknown) => void
+  /**
+   * Called with each invalidation message before it is published: this instance evicts at once,
+   * without waiting for its own message to come back through Redis (which, in a Cluster, first
+   * crosses between nodes).
+   */
+  onAnnounce?: (message: string) => void
 }
 
 export function createRedisStore (connection: RedisConnection, options: RedisStoreOptions = {}): SessionStore {
@@ -147,6 +153,7 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
   // Every write that changes a session's tokens or validity is announced, so instances that
   // cache sessions evict them; a failed announcement fails the operation (the caller retries).
   async function announce (message: string): Promise<void> {
+    options.onAnnounce?.(message)
     await redis.publish(INVALIDATION_CHANNEL, message)
   }
 
