@@ -13,6 +13,8 @@ export interface MachineInfo {
   date: string
   /** 1-minute load average when the run started: above ~0.5, something else was using the cores. */
   loadAverageAtStart: number
+  /** The same once the throughput rounds were over: the load generator and contenders account for about 2. */
+  loadAverageAfterRounds?: number
 }
 
 function cpuModel (): string {
@@ -32,6 +34,10 @@ function redisVersion (): string {
   }
 }
 
+export function loadAverageNow (): number {
+  return Math.round((loadavg()[0] ?? 0) * 100) / 100
+}
+
 export function describeMachine (now = new Date()): MachineInfo {
   return {
     cpu: cpuModel(),
@@ -41,6 +47,6 @@ export function describeMachine (now = new Date()): MachineInfo {
     node: process.version,
     redis: redisVersion(),
     date: now.toISOString(),
-    loadAverageAtStart: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    loadAverageAtStart: loadAverageNow(),
   }
 }

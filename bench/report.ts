@@ -112,7 +112,8 @@ export function targetLines (targets: TargetCheck[]): string {
 export function machineLine (machine: MachineInfo): string {
   const busy = machine.loadAverageAtStart > 0.5 ? ' (something else was running: numbers are noisy)' : ''
   return `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; ${machine.os}; Node ${machine.node}; Redis ${machine.redis}; ` +
-    `${machine.date}; load average at start ${machine.loadAverageAtStart}${busy}`
+    `${machine.date}; 1-min load average at start ${machine.loadAverageAtStart}${busy}` +
+    (machine.loadAverageAfterRounds === undefined ? '' : `, after the rounds ${machine.loadAverageAfterRounds} (the bench itself accounts for about 2)`)
 }
 
 /** The gateway's ratios to the bare proxy within each round: both ran minutes apart at most, so drift cancels. */

@@ -15,7 +15,7 @@ import { startRedisServer } from '../test/helpers/redis-server.js'
 import { assertServes, bareProxy, directUpstream, expressStack, gatewayContender, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
 import { summariseProfile, type ProfileSummary } from './cpu-profile.js'
 import { createLoadClient, type LoadClient } from './load-client.js'
-import { describeMachine } from './machine.js'
+import { describeMachine, loadAverageNow } from './machine.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
 import { checkTargets, machineLine, markdown, profileSection, roundRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
@@ -139,6 +139,7 @@ async function main (): Promise<number> {
     log('every contender serves GET /orders with a bearer token; measuring')
 
     report.contenders = await measure(settings, load, contenders)
+    report.machine.loadAverageAfterRounds = loadAverageNow()
     report.targets = checkTargets(report.contenders)
     log('')
     log(throughputTable(report.contenders))

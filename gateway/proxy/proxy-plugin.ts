@@ -20,6 +20,10 @@ import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.j
 import { upgradeKind } from './websocket.js'
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Read by @fastify/helmet's hooks: `skipRoute` leaves the route's responses alone. */
+    helmet?: { skipRoute?: boolean }
+  }
   interface FastifyRequest {
     bffForward: { path: string, accessToken: string } | null
   }
@@ -120,6 +124,11 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   async function registerUpstream (scope: FastifyInstance, route: CompiledRoute) {
     scope.addHook('onResponse', async (request, reply) => {
       if (request.bffForward) metrics.upstreamDuration.observe({ upstream: route.prefix, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    })
+    // Proxied answers get their own constant hardening headers (forward-headers.ts) instead of
+    // helmet's page-oriented set, which @fastify/helmet rebuilds on every request.
+    scope.addHook('onRoute', (routeOptions) => {
+      routeOptions.config = { ...routeOptions.config, helmet: { skipRoute: true } }
     })
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
     // body goes through the library's pass-through parser and so through our streaming limit.

@@ -89,6 +89,22 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
   // (at most a minute) keeps idle expiry accurate to within that slice.
   const touchIntervalMs = Math.min(60_000, Math.floor(idleMs / 10))
 
+  // With a session cache, the signature check (HMAC) and handle hash dominate what is left of a
+  // request's session work; a cookie string verified once is remembered, bounded like the cache.
+  const verifiedCookies = new Map<string, SessionCookieValue>()
+  const maxVerified = options.cache ? 10_000 : 0
+  function decodeVerified (raw: string | undefined): SessionCookieValue | undefined {
+    if (raw === undefined || maxVerified === 0) return decodeSessionCookie(raw, crypto)
+    const known = verifiedCookies.get(raw)
+    if (known) return known
+    const cookie = decodeSessionCookie(raw, crypto)
+    if (cookie) {
+      if (verifiedCookies.size >= maxVerified) verifiedCookies.delete(verifiedCookies.keys().next().value as string)
+      verifiedCookies.set(raw, cookie)
+    }
+    return cookie
+  }
+
   const ttlMs = (meta: SessionMeta, at: number) => Math.max(1, Math.min(idleMs, meta.absoluteExpiresAt - at))
 
   function open (stored: StoredSession, cookie: SessionCookieValue): ActiveSession | undefined {
@@ -166,7 +182,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       return { session, cookieValue: encodeSessionCookie(cookie, crypto), maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
     },
     async load (rawCookie) {
-      const cookie = decodeSessionCookie(rawCookie, crypto)
+      const cookie = decodeVerified(rawCookie)
       if (!cookie) return undefined
       const { cache } = options
       const cached = cache?.get(cookie.handle, cookie.key)
