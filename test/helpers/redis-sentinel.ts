@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 import { freePort } from './free-port.js'
+import { killOnExit, removeOnExit } from './process-cleanup.js'
 
 const REDIS_SERVER = '/usr/bin/redis-server'
 const READY_TIMEOUT_MS = 15_000
@@ -71,34 +71,6 @@ export interface RedisSentinelSet {
   close (): Promise<void>
 }
 
-// Whatever a test forgets, no sentinel outlives the test process (data servers
-// are the redis-server helper's business). Vitest ends its workers with
-// SIGTERM, which skips 'exit' listeners, hence both.
-const running = new Set<ChildProcess>()
-const directories = new Set<string>()
-let cleanupRegistered = false
-
-function registerCleanup (): void {
-  if (cleanupRegistered) return
-  cleanupRegistered = true
-  process.once('exit', cleanUp)
-  process.once('SIGTERM', () => {
-    cleanUp()
-    if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM')
-  })
-}
-
-function cleanUp (): void {
-  for (const child of running) child.kill('SIGKILL')
-  for (const dir of directories) {
-    try {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 2 })
-    } catch {
-      // The OS cleans temp dirs eventually; failing here would hide the real result.
-    }
-  }
-}
-
 async function waitUntil (what: string, check: () => Promise<boolean>, timeoutMs: number, detail: () => Promise<string> = async () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!await check().catch(() => false)) {
@@ -131,7 +103,6 @@ function records (reply: unknown): Array<Record<string, string>> {
  * sentinels). Register `set.close()` as cleanup where you call this.
  */
 export async function startRedisSentinelSet (options: RedisSentinelOptions = {}): Promise<RedisSentinelSet> {
-  registerCleanup()
   const name = options.name ?? 'mymaster'
   const servers: RedisServer[] = []
   const sentinels: SentinelProcess[] = []
@@ -150,7 +121,7 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
     for (const redis of clients.values()) redis.disconnect()
     await Promise.allSettled([...sentinels.map(s => s.stop()), ...servers.map(s => s.close())])
     await Promise.allSettled(sentinels.map(s => rm(s.dir, { recursive: true, force: true })))
-    for (const s of sentinels) directories.delete(s.dir)
+    for (const s of sentinels) removeOnExit.forget(s.dir)
   }
 
   try {
@@ -252,7 +223,7 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
 
 async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'bff-sentinel-'))
-  directories.add(dir)
+  removeOnExit.add(dir)
   const configFile = join(dir, 'sentinel.conf')
   let port = 0
   let child: ChildProcess | undefined
@@ -298,8 +269,7 @@ async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
 async function launchSentinel (configFile: string, port: number, dir: string): Promise<ChildProcess> {
   // The configuration file must come first; the sentinel rewrites it as it learns.
   const child = spawn(REDIS_SERVER, [configFile, '--sentinel'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  running.add(child)
-  child.once('exit', () => running.delete(child))
+  killOnExit(child)
   let spawnError: Error | undefined
   child.once('error', (error) => { spawnError = error })
   let stderr = ''

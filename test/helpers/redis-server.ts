@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
+import { killOnExit, removeOnExit } from './process-cleanup.js'
+import { freePort as anyFreePort } from './free-port.js'
 
 // Never the system service on 6379: tests get their own servers.
 const REDIS_SERVER = '/usr/bin/redis-server'
@@ -43,43 +44,14 @@ export interface RedisServer {
   close(): Promise<void>
 }
 
-// Whatever a test forgets, no redis-server outlives the test process. Vitest
-// ends its workers with SIGTERM, which skips 'exit' listeners, hence both.
-const running = new Set<ChildProcess>()
-const directories = new Set<string>()
-let cleanupRegistered = false
-
-function registerCleanup (): void {
-  if (cleanupRegistered) return
-  cleanupRegistered = true
-  process.once('exit', cleanUp)
-  process.once('SIGTERM', () => {
-    cleanUp()
-    // End as SIGTERM would have, unless someone else has taken charge of it.
-    if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM')
-  })
-}
-
-function cleanUp (): void {
-  for (const child of running) child.kill('SIGKILL')
-  for (const dir of directories) {
-    try {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 2 })
-    } catch {
-      // The OS cleans temp dirs eventually; failing here would hide the real result.
-    }
-  }
-}
-
 /**
  * Starts a private redis-server on a free port of 127.0.0.1, in a fresh
  * temporary directory, and resolves once it answers. Register
  * `server.close()` as cleanup where you call this.
  */
 export async function startRedisServer (options: RedisServerOptions = {}): Promise<RedisServer> {
-  registerCleanup()
   const dir = await mkdtemp(join(tmpdir(), 'bff-redis-'))
-  directories.add(dir)
+  removeOnExit.add(dir)
   const argsFor = (port: number) => serverArgs(port, dir, options)
 
   let port = 0
@@ -92,7 +64,7 @@ export async function startRedisServer (options: RedisServerOptions = {}): Promi
       // Someone else may have taken the port between our probe and Redis binding it.
       if (!(err instanceof PortTaken) || attempt === PORT_ATTEMPTS) {
         await rm(dir, { recursive: true, force: true })
-        directories.delete(dir)
+        removeOnExit.forget(dir)
         throw err
       }
     }
@@ -135,7 +107,7 @@ export async function startRedisServer (options: RedisServerOptions = {}): Promi
     async close () {
       await server.stop()
       await rm(dir, { recursive: true, force: true })
-      directories.delete(dir)
+      removeOnExit.forget(dir)
     },
   }
   return server
@@ -164,8 +136,7 @@ class PortTaken extends Error {
 async function launch (args: string[], port: number, dir: string): Promise<ChildProcess> {
   // Configuration errors go to stderr, before the log file is open.
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-  running.add(child)
-  child.once('exit', () => running.delete(child))
+  killOnExit(child)
   let spawnError: Error | undefined
   child.once('error', (err) => { spawnError = err })
   let stderr = ''
@@ -203,12 +174,7 @@ async function exited (child: ChildProcess, timeoutMs: number): Promise<boolean>
 
 async function freePort (): Promise<number> {
   for (;;) {
-    const probe = createServer()
-    probe.listen(0, '127.0.0.1')
-    await once(probe, 'listening')
-    const { port } = probe.address() as AddressInfo
-    probe.close()
-    await once(probe, 'close')
+    const port = await anyFreePort()
     if (port !== SYSTEM_PORT) return port
   }
 }
