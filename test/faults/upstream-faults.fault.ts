@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import { freePort } from '../helpers/free-port.js'
+import { freePort, REFUSED_PORT } from '../helpers/free-port.js'
 import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
 import { arrivedAt, percentile, send, tally, TAG_HEADER, until, type Outcome } from './traffic.js'
 
@@ -79,7 +79,7 @@ let user: SignedInUser
 let url: string
 
 beforeAll(async () => {
-  const [otherPort, resetPort, hangPort, closedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()])
+  const [otherPort, resetPort, hangPort] = await Promise.all([freePort(), freePort(), freePort()])
   resetting = await startResettingServer(resetPort)
   hanging = await startHangingServer(hangPort)
   const thing = [{ methods: ['GET', 'POST'], path: '/thing', roles: ['user'] }]
@@ -99,7 +99,7 @@ beforeAll(async () => {
         { prefix: '/reset', upstream: resetting.url, allow: thing },
         { prefix: '/hang', upstream: hanging.url, timeoutMs: ROUTE_TIMEOUT_MS, allow: thing },
         // Nothing listens there: connection refused.
-        { prefix: '/nowhere', upstream: `http://127.0.0.1:${closedPort}`, allow: thing },
+        { prefix: '/nowhere', upstream: `http://127.0.0.1:${REFUSED_PORT}`, allow: thing },
       ],
     }),
   })

@@ -12,3 +12,10 @@ export async function freePort (): Promise<number> {
     })
   })
 }
+
+/**
+ * A port where connections are refused, reliably: a port freed by `freePort`
+ * can be taken by another test's server running in parallel before it is
+ * used. Nothing listens on tcpmux (1) on a test machine.
+ */
+export const REFUSED_PORT = 1

@@ -14,7 +14,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import { freePort } from '../helpers/free-port.js'
+import { freePort, REFUSED_PORT } from '../helpers/free-port.js'
 import { firstBody, rawExchange } from '../helpers/raw-http.js'
 import type { RoutePolicyJson } from '../helpers/gateway.js'
 
@@ -23,7 +23,7 @@ const TIMEOUT_MS = 300
 
 let stack: Stack
 let alice: SignedInUser
-const ports = { silent: 0, reset: 0, closed: 0, tls: 0 }
+const ports = { silent: 0, reset: 0, tls: 0 }
 let silent: TcpServer
 let reset: TcpServer
 let tls: HttpsServer
@@ -46,7 +46,7 @@ function policy (api: string): RoutePolicyJson {
       { prefix: '/fast', upstream: api, rewritePrefix: '', timeoutMs: TIMEOUT_MS, allow: [{ methods: ['GET'], path: '/slow', roles: ['user'] }] },
       { prefix: '/silent', upstream: `http://127.0.0.1:${ports.silent}`, timeoutMs: TIMEOUT_MS, allow: anyUser },
       { prefix: '/reset', upstream: `http://127.0.0.1:${ports.reset}`, allow: anyUser },
-      { prefix: '/down', upstream: `http://127.0.0.1:${ports.closed}`, allow: anyUser },
+      { prefix: '/down', upstream: `http://127.0.0.1:${REFUSED_PORT}`, allow: anyUser },
       { prefix: '/tls', upstream: `https://127.0.0.1:${ports.tls}`, allow: anyUser },
     ],
   }
