@@ -10,8 +10,9 @@ import createError from '@fastify/error'
 const create = (code: string, message: string, status: number) =>
   createError(`BFF_${code}`, message, status, Error, false)
 
-// Always thrown with a message saying what is wrong with the request.
-export const InvalidRequest = create('INVALID_REQUEST', '%s', 400)
+// Always thrown with a message saying what is wrong with the request (the type makes it required).
+export const InvalidRequest = createError<'BFF_INVALID_REQUEST', 400, [message: string, options?: { cause?: unknown }]>(
+  'BFF_INVALID_REQUEST', '%s', 400, Error, false)
 export const InvalidPath = create('INVALID_PATH', 'The request path is not in canonical form', 400)
 export const InvalidReturnTo = create('INVALID_RETURN_TO', 'returnTo must be a same-origin relative path', 400)
 export const InvalidState = create('INVALID_STATE', 'The login was not started by this browser or has expired', 400)

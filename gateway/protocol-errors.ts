@@ -20,7 +20,7 @@ function bodyOf (error: GatewayError): string {
 function parserRefusal (code: string | undefined): GatewayError {
   if (code === 'HPE_HEADER_OVERFLOW') return new HeadersTooLarge()
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new RequestTimeout()
-  return new InvalidRequest()
+  return new InvalidRequest('The request is malformed')
 }
 
 /** The raw HTTP/1.1 response for a request Node's parser refused (error code as in `clientError`). */

@@ -26,9 +26,9 @@ export interface UpgradeRequest {
 export function upgradeKind (request: UpgradeRequest, routeAllowsWebSocket: boolean): 'http' | 'websocket' {
   const upgrade = request.headers.upgrade
   if (upgrade === undefined && !request.upgrade) return 'http'
-  if (request.method !== 'GET' || upgrade?.toLowerCase() !== 'websocket') throw new InvalidRequest()
+  if (request.method !== 'GET' || upgrade?.toLowerCase() !== 'websocket') throw new InvalidRequest('Only a WebSocket handshake (GET with Upgrade: websocket) may ask to switch protocols')
   if (!routeAllowsWebSocket) throw new Forbidden()
   // `Upgrade: websocket` without `Connection: upgrade` is no handshake.
-  if (!request.upgrade) throw new InvalidRequest()
+  if (!request.upgrade) throw new InvalidRequest('The WebSocket handshake is incomplete')
   return 'websocket'
 }
