@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { onTestFinished } from 'vitest'
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core'
+import { startStack, type Stack } from '../helpers/stack.js'
 
 /** Debian's package (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -34,6 +35,31 @@ export async function launchChromium (): Promise<Browser> {
 }
 
 /** A fresh browser profile for one test; closed when the test ends. */
+export interface DemoSetup {
+  stack: Stack
+  browser: Browser
+  /** The gateway's public URL, serving the demo SPA. */
+  gatewayUrl: string
+  close (): Promise<void>
+}
+
+/** A full stack whose gateway serves the demo SPA, and a Chromium to drive it, started together. */
+export async function startDemo (): Promise<DemoSetup> {
+  const [stack, browser] = await Promise.all([
+    startStack({ gatewayEnv: { STATIC_DIR: DEMO_DIR } }),
+    launchChromium(),
+  ])
+  return {
+    stack,
+    browser,
+    gatewayUrl: stack.gateway.url,
+    async close () {
+      await browser.close()
+      await stack.close()
+    },
+  }
+}
+
 export async function openContext (browser: Browser, options: BrowserContextOptions = {}): Promise<BrowserContext> {
   const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', ...options })
   // Fail in seconds, not Playwright's default 30, when the page does not do what a test waits for.

@@ -14,23 +14,18 @@ import type { Browser, Page } from 'playwright-core'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 import { freePort } from '../helpers/free-port.js'
-import { DEMO_DIR, launchChromium, openPage, signInThroughPage, startStaticSite, type StaticSite } from './chromium.js'
+import { DEMO_DIR, openPage, startDemo, type DemoSetup, signInThroughPage, startStaticSite, type StaticSite } from './chromium.js'
 
 let stack: Stack
 let browser: Browser
 let gatewayUrl: string
 
+let demo: DemoSetup | undefined
 beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    startStack({ gatewayEnv: { STATIC_DIR: DEMO_DIR } }),
-    launchChromium(),
-  ])
-  gatewayUrl = stack.gateway.url
+  demo = await startDemo()
+  ;({ stack, browser, gatewayUrl } = demo)
 })
-afterAll(async () => {
-  await browser?.close()
-  await stack?.close()
-})
+afterAll(async () => { await demo?.close() })
 
 /** The attacker's pages, aimed at `target` (the gateway). */
 function attackerPages (target: string): Record<string, string> {

@@ -6,25 +6,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
-import { startStack, type Stack } from '../helpers/stack.js'
+import type { Stack } from '../helpers/stack.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
-import { callFromPage, DEMO_DIR, launchChromium, openPage, screenshot, signInThroughPage, typeCredentials } from './chromium.js'
+import { callFromPage, openPage, startDemo, type DemoSetup, screenshot, signInThroughPage, typeCredentials } from './chromium.js'
 
 let stack: Stack
 let browser: Browser
 let gatewayUrl: string
 
+let demo: DemoSetup | undefined
 beforeAll(async () => {
-  [stack, browser] = await Promise.all([
-    startStack({ gatewayEnv: { STATIC_DIR: DEMO_DIR } }),
-    launchChromium(),
-  ])
-  gatewayUrl = stack.gateway.url
+  demo = await startDemo()
+  ;({ stack, browser, gatewayUrl } = demo)
 })
-afterAll(async () => {
-  await browser?.close()
-  await stack?.close()
-})
+afterAll(async () => { await demo?.close() })
 
 const JWT = /eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/
 

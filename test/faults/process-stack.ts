@@ -7,7 +7,7 @@ import { startIdentityProvider, type IdentityProvider, type IdentityProviderOpti
 import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/free-port.js'
-import { examplePolicy, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../helpers/gateway.js'
+import { examplePolicy, gatewayClient } from '../helpers/gateway.js'
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.js'
 
 export interface ProcessStackOptions {
@@ -36,13 +36,7 @@ export async function startProcessStack (options: ProcessStackOptions = {}): Pro
   const idp = await startIdentityProvider({
     ...options.idp,
     apiAudience,
-    clients: [{
-      clientId: TEST_CLIENT_ID,
-      clientSecret: TEST_CLIENT_SECRET,
-      redirectUris: [`${publicUrl}/bff/callback`],
-      postLogoutRedirectUris: [`${publicUrl}/`],
-      backchannelLogoutUri: `${publicUrl}/bff/backchannel-logout`,
-    }],
+    clients: [gatewayClient(publicUrl)],
   })
   const api = await startUpstreamApi({ issuer: idp.issuer, audience: apiAudience, port: apiPort })
   const gateways: GatewayProcess[] = []

@@ -6,6 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, type GatewayConfig } from '../../gateway/config.js'
+import type { IdpClient } from '../../upstream-mock/idp.js'
 import { buildApp, type Gateway, type GatewayDeps } from '../../gateway/app.js'
 import { freePort } from './free-port.js'
 
@@ -14,8 +15,36 @@ export const TEST_SESSION_SECRET = 'test-session-secret-0123456789-abcdefghij'
 export const TEST_CLIENT_ID = 'bff-gateway'
 export const TEST_CLIENT_SECRET = 'test-client-secret-0123456789-abcdefghij'
 
+/** The gateway's registration at the test IdP, for a gateway (or instances behind one URL) at `publicUrl`. */
+export function gatewayClient (publicUrl: string): IdpClient {
+  return {
+    clientId: TEST_CLIENT_ID,
+    clientSecret: TEST_CLIENT_SECRET,
+    redirectUris: [`${publicUrl}/bff/callback`],
+    postLogoutRedirectUris: [`${publicUrl}/`],
+    backchannelLogoutUri: `${publicUrl}/bff/backchannel-logout`,
+  }
+}
+
 export interface RoutePolicyJson {
   routes: Array<Record<string, unknown>>
+}
+
+/**
+ * `/api/echo/:thing` (the API reflects what it received) for the given methods, plus
+ * `GET /api/orders`, for any user with role `user`: the policy the hardening tests probe.
+ */
+export function echoPolicy (methods: readonly string[]): (upstream: string) => RoutePolicyJson {
+  return (upstream) => ({
+    routes: [{
+      prefix: '/api',
+      upstream,
+      allow: [
+        { methods: [...methods], path: '/echo/:thing', roles: ['user'] },
+        { methods: ['GET'], path: '/orders', roles: ['user'] },
+      ],
+    }],
+  })
 }
 
 /** The contract's example policy, pointed at one upstream, plus `/me` for claim checks. */

@@ -8,7 +8,7 @@ import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 import { freePort } from './free-port.js'
 import type { GatewayDeps } from '../../gateway/app.js'
-import { examplePolicy, startTestGateway, TEST_CLIENT_ID, TEST_CLIENT_SECRET, type RoutePolicyJson, type TestGateway } from './gateway.js'
+import { examplePolicy, gatewayClient, startTestGateway, type RoutePolicyJson, type TestGateway } from './gateway.js'
 
 export interface StackOptions {
   instances?: number
@@ -53,13 +53,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const idp = await startIdentityProvider({
     ...options.idp,
     apiAudience,
-    clients: [{
-      clientId: TEST_CLIENT_ID,
-      clientSecret: TEST_CLIENT_SECRET,
-      redirectUris: [`${publicUrl}/bff/callback`],
-      postLogoutRedirectUris: [`${publicUrl}/`],
-      backchannelLogoutUri: `${publicUrl}/bff/backchannel-logout`,
-    }],
+    clients: [gatewayClient(publicUrl)],
   })
   const api = await startUpstreamApi({
     issuer: idp.issuer,

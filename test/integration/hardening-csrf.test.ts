@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import type { RoutePolicyJson } from '../helpers/gateway.js'
+import { echoPolicy } from '../helpers/gateway.js'
 
 const ALLOWED_ORIGIN = 'https://admin.example.test'
 const UNSAFE = ['POST', 'PUT', 'PATCH', 'DELETE'] as const
@@ -15,18 +15,7 @@ let stack: Stack
 let alice: SignedInUser
 let bob: SignedInUser
 
-function policy (upstream: string): RoutePolicyJson {
-  return {
-    routes: [{
-      prefix: '/api',
-      upstream,
-      allow: [
-        { methods: ['GET', ...UNSAFE], path: '/echo/:thing', roles: ['user'] },
-        { methods: ['GET'], path: '/orders', roles: ['user'] },
-      ],
-    }],
-  }
-}
+const policy = echoPolicy(['GET', ...UNSAFE])
 
 beforeAll(async () => {
   stack = await startStack({ policy, gatewayEnv: { ALLOWED_ORIGINS: ALLOWED_ORIGIN } })

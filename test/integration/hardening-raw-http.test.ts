@@ -9,24 +9,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
 import { firstBody, rawExchange } from '../helpers/raw-http.js'
-import type { RoutePolicyJson } from '../helpers/gateway.js'
+import { echoPolicy } from '../helpers/gateway.js'
 
 let stack: Stack
 let alice: SignedInUser
 let host: string
 
-function policy (upstream: string): RoutePolicyJson {
-  return {
-    routes: [{
-      prefix: '/api',
-      upstream,
-      allow: [
-        { methods: ['GET', 'POST'], path: '/echo/:thing', roles: ['user'] },
-        { methods: ['GET'], path: '/orders', roles: ['user'] },
-      ],
-    }],
-  }
-}
+const policy = echoPolicy(['GET', 'POST'])
 
 beforeAll(async () => {
   stack = await startStack({ policy })
