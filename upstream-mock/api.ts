@@ -52,6 +52,8 @@ export interface UpstreamApi {
 }
 
 export const LEAKY_COOKIE = 'upstream=leak; Path=/'
+/** A framing policy weaker than the gateway's, sent on every answer: the browser must still get the gateway's. */
+export const LAX_FRAME_OPTIONS = 'SAMEORIGIN'
 
 const ORDERS = [
   { id: '1', item: 'Blue widget', quantity: 2 },
@@ -125,6 +127,7 @@ export async function startUpstreamApi (options: UpstreamApiOptions): Promise<Up
 
   app.addHook('onSend', async (_request, reply) => {
     reply.header('set-cookie', LEAKY_COOKIE)
+    reply.header('x-frame-options', LAX_FRAME_OPTIONS)
   })
 
   app.addHook('preHandler', async (request, reply) => {

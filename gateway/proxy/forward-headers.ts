@@ -3,9 +3,10 @@
  * browser may see of the upstream's response headers.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { API_SECURITY_HEADERS } from '../security-headers.js'
 
 // RFC 9110 §7.6.1 plus the non-standard ones proxies have historically honoured.
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'])
 // Browser credentials and anything that would let a client speak for the gateway.
 const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'x-csrf-token', 'forwarded', 'x-real-ip']
 const DROPPED = new Set([...HOP_BY_HOP, ...FROM_BROWSER_ONLY])
@@ -35,22 +36,16 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: F
   return forwarded
 }
 
-/** The upstream's response headers as the browser gets them: never a cookie of the upstream's. */
-// An API answer is data, served from the SPA's own origin: it must never be sniffed into
-// something runnable, framed, or allowed to load anything. Constant strings, so this costs
-// nothing per request (the page-oriented helmet set is for the gateway's own responses).
-const API_RESPONSE_HARDENING: Readonly<Record<string, string>> = {
-  'x-content-type-options': 'nosniff',
-  'content-security-policy': "default-src 'none'; frame-ancestors 'none'; sandbox",
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-}
-
+/**
+ * The upstream's response headers as the browser gets them: never a cookie of the upstream's,
+ * and always our API security headers (the security-headers plugin set them already for the
+ * gateway's own answers on this route; the upstream's own values must not replace them).
+ */
 export function browserResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const result: IncomingHttpHeaders = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (name === 'set-cookie' || HOP_BY_HOP.includes(name)) continue
-    result[name] = value
+  for (const name in headers) {
+    if (name === 'set-cookie' || HOP_BY_HOP.has(name)) continue
+    result[name] = headers[name]
   }
-  return Object.assign(result, API_RESPONSE_HARDENING)
+  return Object.assign(result, API_SECURITY_HEADERS)
 }

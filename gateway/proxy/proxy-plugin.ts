@@ -20,10 +20,6 @@ import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.j
 import { upgradeKind } from './websocket.js'
 
 declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Read by @fastify/helmet's hooks: `skipRoute` leaves the route's responses alone. */
-    helmet?: { skipRoute?: boolean }
-  }
   interface FastifyRequest {
     bffForward: { path: string, accessToken: string } | null
   }
@@ -125,10 +121,9 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     scope.addHook('onResponse', async (request, reply) => {
       if (request.bffForward) metrics.upstreamDuration.observe({ upstream: route.prefix, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
     })
-    // Proxied answers get their own constant hardening headers (forward-headers.ts) instead of
-    // helmet's page-oriented set, which @fastify/helmet rebuilds on every request.
+    // API answers are data: they get the API set of security headers, not the page set.
     scope.addHook('onRoute', (routeOptions) => {
-      routeOptions.config = { ...routeOptions.config, helmet: { skipRoute: true } }
+      routeOptions.config = { ...routeOptions.config, securityHeaders: 'api' }
     })
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
     // body goes through the library's pass-through parser and so through our streaming limit.

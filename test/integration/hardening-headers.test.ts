@@ -144,6 +144,32 @@ describe('security headers on the gateway\'s own responses', () => {
   })
 })
 
+describe('security headers on API answers', () => {
+  function expectApiSet (response: Response) {
+    expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'; sandbox")
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(response.headers.get('x-frame-options')).toBe('DENY')
+    expect(response.headers.get('referrer-policy')).toBe('no-referrer')
+  }
+
+  it('a proxied answer carries the API set, whatever the upstream sent', async () => {
+    const response = await fetch(`${stack.publicUrl}/api/echo/1`, { headers: { cookie: alice.cookie } })
+    expect(response.status).toBe(200)
+    expect(stack.api.received).toHaveLength(1)
+    expectApiSet(response)
+  })
+
+  it.each([
+    ['no session', '/api/echo/1', false, 401],
+    ['no rule', '/api/elsewhere', true, 403],
+  ])('the gateway\'s own refusal on an API route (%s) carries it too', async (_name, path, signedIn, status) => {
+    const response = await fetch(`${stack.publicUrl}${path}`, { headers: signedIn ? { cookie: alice.cookie } : {} })
+    expect(response.status).toBe(status)
+    expect(stack.api.received).toHaveLength(0)
+    expectApiSet(response)
+  })
+})
+
 describe('CORS', () => {
   async function preflight (origin: string, path = '/api/echo/1') {
     return fetch(`${stack.publicUrl}${path}`, {

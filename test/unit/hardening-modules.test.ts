@@ -14,7 +14,7 @@ import { upgradeKind } from '../../gateway/proxy/websocket.js'
 import { checkWebSocketOrigin } from '../../gateway/csrf.js'
 import { clientErrorResponse } from '../../gateway/protocol-errors.js'
 import { canonicalPathOf } from '../../gateway/canonical-path.js'
-import { securityHeaderOptions } from '../../gateway/security-headers.js'
+import { pageSecurityHeaders, securityHeaderOptions } from '../../gateway/security-headers.js'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
 
 async function drain (chunks: Buffer[], limit: number): Promise<Buffer> {
@@ -125,13 +125,21 @@ describe('canonical path of a request target', () => {
 
 describe('security headers', () => {
   it('adds HSTS and upgrade-insecure-requests for an https PUBLIC_URL only', () => {
-    const https = securityHeaderOptions('https://app.example.com')
-    const http = securityHeaderOptions('http://localhost:3000')
-    expect(https.strictTransportSecurity).toMatchObject({ maxAge: 31536000 })
-    expect(http.strictTransportSecurity).toBe(false)
-    const directives = (options: typeof https) => (options.contentSecurityPolicy as { directives: Record<string, unknown> }).directives
-    expect(directives(https)).toHaveProperty('upgradeInsecureRequests')
-    expect(directives(http)).not.toHaveProperty('upgradeInsecureRequests')
+    const https = pageSecurityHeaders(securityHeaderOptions('https://app.example.com'))
+    const http = pageSecurityHeaders(securityHeaderOptions('http://localhost:3000'))
+    expect(https['strict-transport-security']).toBe('max-age=31536000; includeSubDomains')
+    expect(http['strict-transport-security']).toBeUndefined()
+    expect(https['content-security-policy']).toContain('upgrade-insecure-requests')
+    expect(http['content-security-policy']).not.toContain('upgrade-insecure-requests')
+  })
+
+  it('works out helmet\'s page set once: a CSP of our own origin only, no framing, no sniffing', () => {
+    const headers = pageSecurityHeaders(securityHeaderOptions('http://localhost:3000'))
+    expect(headers['content-security-policy']).toBe(
+      "default-src 'self';script-src 'self';style-src 'self';img-src 'self' data:;font-src 'self';" +
+      "connect-src 'self';object-src 'none';base-uri 'none';form-action 'self';frame-ancestors 'none'")
+    expect(headers).toMatchObject({ 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' })
+    expect(Object.isFrozen(headers)).toBe(true)
   })
 
   it('the CSP fits the demo page: no inline scripts, styles or event handlers, nothing from another origin', async () => {
