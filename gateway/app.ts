@@ -9,7 +9,7 @@ import fastifyStatic from '@fastify/static'
 import type { GatewayConfig } from './config.js'
 import { createMetrics, type GatewayMetrics } from './metrics.js'
 import { createAudit } from './audit.js'
-import { loggerOptions } from './logging.js'
+import { lazyChildLoggerFactory, loggerOptions } from './logging.js'
 import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
@@ -70,8 +70,9 @@ function drainOnClose (server: FastifyInstance): void {
     draining = setInterval(() => server.server.closeIdleConnections(), 50)
     draining.unref()
   })
-  server.addHook('onSend', async (request, reply) => {
+  server.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close')
+    done(null, payload)
   })
   server.addHook('onClose', async () => clearInterval(draining))
 }
@@ -93,6 +94,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
 
   const app = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-gateway'),
+    childLoggerFactory: lazyChildLoggerFactory,
     // A hop count means: trust that many proxies nearest to us (what proxy-addr does for numbers).
     trustProxy: typeof config.trustProxy === 'number'
       ? ((hops: number) => (_address: string, index: number) => index < hops)(config.trustProxy)
@@ -112,6 +114,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   })
   const admin = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-admin'),
+    childLoggerFactory: lazyChildLoggerFactory,
     requestIdHeader: false,
     forceCloseConnections: 'idle',
   })
@@ -202,7 +205,9 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     allowedOrigins: [config.publicOrigin, ...config.allowedOrigins],
     onRefused: (request, reason) => audit('csrf_refused', { reason, ip: request.ip }),
   })
-  await app.register(corsPlugin, { allowedOrigins: config.allowedOrigins })
+  // Without extra origins there is nobody to give CORS headers to: the SPA is same-origin, and
+  // the browser's same-origin policy stays whole. Nothing per request then (not even `Vary`).
+  if (config.allowedOrigins.length > 0) await app.register(corsPlugin, { allowedOrigins: config.allowedOrigins })
   await app.register(loginRateLimit, {
     max: config.loginRateLimit,
     windowMs: 60_000,
@@ -231,7 +236,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       claimJti: (key, ttlMs) => store.claimOnce(key, ttlMs),
     }),
   })
-  await app.register(proxyPlugin, { policy: config.routes, refresher, metrics, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
+  await app.register(proxyPlugin, { policy: config.routes, refresher, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
   // Probes hit this every few seconds; log them only when something is wrong.
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
   if (config.staticDir) {
@@ -243,8 +248,12 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       await spa.register(fastifyStatic, { root, wildcard: true, index: 'index.html', cacheControl: false })
     })
   }
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) })
+  // One hook for every answered request, and for the upstream's latency of the forwarded ones.
+  app.addHook('onResponse', (request, reply, done) => {
+    const status = String(reply.statusCode)
+    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status })
+    if (request.bffForward) metrics.upstreamDuration.observe({ upstream: request.bffForward.upstream, status }, reply.elapsedTime / 1000)
+    done()
   })
 
   await admin.register(adminRoutes, {

@@ -33,8 +33,15 @@ export function canonicalPathOf (rawTarget: string): NormalisedPath {
 
 async function canonicalPath (app: FastifyInstance) {
   app.decorateRequest('bffPath', null)
-  app.addHook('onRequest', async (request) => {
-    request.bffPath = canonicalPathOf(request.raw.url ?? '')
+  // Callback-style hooks here and in the other per-request plugins: no promise and no microtask per hook.
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.bffPath = canonicalPathOf(request.raw.url ?? '')
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    done()
   })
 }
 

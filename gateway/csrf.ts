@@ -71,16 +71,17 @@ async function csrfPlugin (app: import('fastify').FastifyInstance, options: Csrf
     return new Csrf()
   }
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (!request.routeOptions.config?.crossSiteAllowed) {
       const verdict = checkFetchSite(request.headers['sec-fetch-site'])
-      if (!verdict.ok) throw refuse(request, verdict.reason)
+      if (!verdict.ok) return done(refuse(request, verdict.reason))
     }
     // Node marks requests that asked to switch protocols (only while someone listens for upgrades).
     if ((request.raw as IncomingMessage & { upgrade?: boolean }).upgrade === true) {
       const verdict = checkWebSocketOrigin(request.headers.origin, allowed)
-      if (!verdict.ok) throw refuse(request, verdict.reason)
+      if (!verdict.ok) return done(refuse(request, verdict.reason))
     }
+    done()
   })
 
   app.addHook('preHandler', async (request) => {

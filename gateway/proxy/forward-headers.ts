@@ -25,7 +25,8 @@ export interface ForwardContext {
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: ForwardContext): IncomingHttpHeaders {
   const forwarded: IncomingHttpHeaders = {}
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name]
     if (value === undefined || DROPPED.has(name) || name.startsWith('x-forwarded-')) continue
     forwarded[name] = value
   }

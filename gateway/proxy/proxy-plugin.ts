@@ -12,7 +12,6 @@ import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGateway, Forbidden, GatewayTimeout, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
 import type { TokenRefresher } from '../auth/token-refresher.js'
-import type { GatewayMetrics } from '../metrics.js'
 import { canonicalPathOf } from '../canonical-path.js'
 import { isAllowedForRoles, matchRoute, type CompiledRoute, type RoutePolicy } from './route-policy.js'
 import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
@@ -21,14 +20,14 @@ import { upgradeKind } from './websocket.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    bffForward: { path: string, accessToken: string } | null
+    /** Set once the policy let the request through: where it goes, with which token, through which route. */
+    bffForward: { path: string, accessToken: string, upstream: string } | null
   }
 }
 
 export interface ProxyPluginOptions {
   policy: RoutePolicy
   refresher: TokenRefresher
-  metrics: GatewayMetrics
   publicUrl: string
   /** Largest request body forwarded, in bytes (also the largest WebSocket message). */
   bodyLimit: number
@@ -47,7 +46,7 @@ type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> &
 const TIMEOUT_CODES = new Set(['FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 export default async function proxyPlugin (app: FastifyInstance, options: ProxyPluginOptions) {
-  const { policy, refresher, metrics } = options
+  const { policy, refresher } = options
   const publicUrl = new URL(options.publicUrl)
   const publicProto = publicUrl.protocol.slice(0, -1)
   const dispatcher = new Agent({
@@ -87,7 +86,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     session = await refresher.ensureFresh(session)
     request.useSession(session)
     if (!isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
-    request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken }
+    request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken, upstream: match.route.prefix }
     if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
     if (kind === 'websocket') {
       // @fastify/http-proxy derives a handshake's upstream path from the request URL: make it the canonical one.
@@ -118,9 +117,6 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   }
 
   async function registerUpstream (scope: FastifyInstance, route: CompiledRoute) {
-    scope.addHook('onResponse', async (request, reply) => {
-      if (request.bffForward) metrics.upstreamDuration.observe({ upstream: route.prefix, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
-    })
     // API answers are data: they get the API set of security headers, not the page set.
     scope.addHook('onRoute', (routeOptions) => {
       routeOptions.config = { ...routeOptions.config, securityHeaders: 'api' }

@@ -70,9 +70,10 @@ export function createSessionCache (options: SessionCacheOptions): SessionCache 
         remove(handle)
         return undefined
       }
-      // The cookie's signature already vouches for its key; checking it again costs nothing.
+      // The cookie's signature already vouches for its key; checking it again costs nothing. The
+      // session manager hands back the very Buffer it cached for a cookie it verified before.
       const cachedKey = entry.session.cookie.key
-      if (cachedKey.length !== key.length || !timingSafeEqual(cachedKey, key)) return undefined
+      if (cachedKey !== key && (cachedKey.length !== key.length || !timingSafeEqual(cachedKey, key))) return undefined
       entries.delete(handle)
       entries.set(handle, entry)
       return entry.session

@@ -87,11 +87,12 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   })
 
   // Activity extended the session's idle life: extend the cookie's too, never beyond the session.
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     const value = request.cookies[cookieName]
     if (request.bffCookieMaxAge !== null && value) {
       reply.setSessionCookie(value, request.bffCookieMaxAge)
     }
+    done(null, payload)
   })
 }
 

@@ -263,6 +263,26 @@ describe('proxied /api requests', () => {
   })
 })
 
+describe('CORS without ALLOWED_ORIGINS', () => {
+  it('gives no origin CORS headers, and refuses preflights without forwarding them', async () => {
+    const { browser } = await signIn()
+    const origin = 'https://elsewhere.example'
+    const get = await browser.fetch(`${stack.publicUrl}/api/orders`, { headers: { origin } })
+    expect(get.status).toBe(200)
+    const preflight = await fetch(`${stack.publicUrl}/api/orders`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-csrf-token' },
+    })
+    expect(preflight.status).toBeGreaterThanOrEqual(400)
+    for (const response of [get, preflight]) {
+      const names: string[] = []
+      response.headers.forEach((_value, name) => { if (name.startsWith('access-control-')) names.push(name) })
+      expect(names).toEqual([])
+    }
+    expect(stack.api.received.map(r => r.method)).toEqual(['GET'])
+  })
+})
+
 describe('POST /bff/logout', () => {
   it('needs the CSRF header', async () => {
     const { browser } = await signIn()
