@@ -84,8 +84,7 @@ async function csrfPlugin (app: import('fastify').FastifyInstance, options: Csrf
     done()
   })
 
-  app.addHook('preHandler', async (request) => {
-    if (!request.routeOptions.config?.csrf || !UNSAFE_METHODS.has(request.method)) return
+  async function checkToken (request: FastifyRequest): Promise<void> {
     const origin = checkOrigin(request.headers.origin, allowed)
     if (!origin.ok) throw refuse(request, origin.reason)
     const session = await request.loadSession()
@@ -94,6 +93,15 @@ async function csrfPlugin (app: import('fastify').FastifyInstance, options: Csrf
     if (!tokensMatch(typeof header === 'string' ? header : undefined, session.secrets.csrfToken)) {
       throw refuse(request, 'token')
     }
+  }
+
+  // Callback-style, so that safe methods (most API calls) pass without a promise.
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (!UNSAFE_METHODS.has(request.method) || !request.routeOptions.config?.csrf) {
+      done()
+      return
+    }
+    checkToken(request).then(() => done(), done)
   })
 }
 

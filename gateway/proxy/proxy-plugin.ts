@@ -13,7 +13,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGateway, Forbidden, GatewayTimeout, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
 import type { TokenRefresher } from '../auth/token-refresher.js'
 import { canonicalPathOf } from '../canonical-path.js'
-import { isAllowedForRoles, matchRoute, type CompiledRoute, type RoutePolicy } from './route-policy.js'
+import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
+import type { NormalisedPath } from './normalise-path.js'
+import type { ActiveSession } from '../session/sessions.js'
 import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
 import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
 import { upgradeKind } from './websocket.js'
@@ -38,6 +40,12 @@ export interface ProxyPluginOptions {
 
 // Node sets `upgrade` on requests that asked to switch protocols; @types/node does not declare it.
 type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
+
+interface RouteCheck {
+  path: NormalisedPath
+  match: Exclude<RouteMatch, { kind: 'unknown_prefix' }>
+  kind: ReturnType<typeof upgradeKind>
+}
 
 type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> & {
   rewriteRequestHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
@@ -72,20 +80,20 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     throw new PayloadTooLarge()
   }
 
-  async function authorise (request: FastifyRequest, reply: FastifyReply) {
+  /** What the policy says before any session is involved: unknown prefix, too large a body. */
+  function checkRoute (request: FastifyRequest, reply: FastifyReply): RouteCheck {
     // The canonical-path plugin has checked the path already; this is the same, memoised result.
     const path = request.bffPath ?? canonicalPathOf(request.raw.url ?? '')
     const match = matchRoute(policy, request.method, path)
     if (match.kind === 'unknown_prefix') throw new NotFound()
     const kind = upgradeKind({ method: request.method, headers: request.headers, upgrade: (request.raw as UpgradableMessage).upgrade === true }, match.route.websocket)
     if (declaredLengthExceeds(request.headers['content-length'], options.bodyLimit)) refuseBody(reply)
-    let session = await request.loadSession()
-    if (!session) throw new Unauthenticated()
-    if (match.kind === 'no_rule') throw new Forbidden()
-    // Refresh before the role check: roles come from the newest tokens.
-    session = await refresher.ensureFresh(session)
-    request.useSession(session)
-    if (!isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
+    return { path, match, kind }
+  }
+
+  /** A signed-in user with fresh tokens: may their roles use the rule? Then set the request up to go. */
+  function admit (request: FastifyRequest, { path, match, kind }: RouteCheck, session: ActiveSession): void {
+    if (match.kind === 'no_rule' || !isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
     request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken, upstream: match.route.prefix }
     if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
     if (kind === 'websocket') {
@@ -95,6 +103,35 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       const remainder = path.path.slice(match.route.prefix.length) || '/'
       request.raw.url = match.route.prefix + remainder + (queryAt === -1 ? '' : raw.slice(queryAt))
     }
+  }
+
+  async function authoriseLoading (request: FastifyRequest, route: RouteCheck): Promise<void> {
+    let session = await request.loadSession()
+    if (!session) throw new Unauthenticated()
+    if (route.match.kind === 'no_rule') throw new Forbidden()
+    // Refresh before the role check: roles come from the newest tokens.
+    session = await refresher.ensureFresh(session)
+    request.useSession(session)
+    admit(request, route, session)
+  }
+
+  // Callback-style: most API calls have a cached session with a fresh token and are decided
+  // without a single promise; anything else (a store read, a refresh) takes the async path.
+  function authorise (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
+    let route: RouteCheck
+    try {
+      route = checkRoute(request, reply)
+      const session = request.cachedSession()
+      if (session && !refresher.needsRefresh(session)) {
+        admit(request, route, session)
+        done()
+        return
+      }
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    authoriseLoading(request, route).then(() => done(), done)
   }
 
   function onUpstreamError (reply: { header: (name: string, value: string) => unknown, send: (payload: Error) => unknown }, { error }: { error: Error & { code?: string } }) {

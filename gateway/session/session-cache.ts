@@ -16,7 +16,8 @@ export interface SessionCache {
   readonly trusted: boolean
   /** Changes with every invalidation; a read started at an older generation is not cached. */
   readonly generation: number
-  get (handle: string, key: Buffer): ActiveSession | undefined
+  /** `at`: the caller's current time, so one request reads the clock once. */
+  get (handle: string, key: Buffer, at: number): ActiveSession | undefined
   set (session: ActiveSession, generationAtRead: number): void
   invalidateSession (handle: string): void
   invalidateUser (sub: string): void
@@ -34,11 +35,14 @@ export interface SessionCacheOptions {
   now?: () => number
 }
 
-interface Entry { session: ActiveSession, cachedAt: number }
+/** `used`: read since it was stored or last given a second chance. */
+interface Entry { session: ActiveSession, cachedAt: number, used: boolean }
 
 export function createSessionCache (options: SessionCacheOptions): SessionCache {
   const now = options.now ?? Date.now
-  // A Map iterates in insertion order: re-inserting on hit makes the first key the least recently used.
+  // A Map iterates in insertion order, oldest first. Eviction gives a used entry a second chance
+  // (it moves to the back, unmarked) instead of re-inserting it on every hit: a hit is then one
+  // field write, which matters on the path every API call takes.
   const entries = new Map<string, Entry>()
   const byUser = new Map<string, Set<string>>()
   let trusted = false
@@ -62,11 +66,11 @@ export function createSessionCache (options: SessionCacheOptions): SessionCache 
   return {
     get trusted () { return trusted },
     get generation () { return generation },
-    get (handle, key) {
+    get (handle, key, at) {
       if (!trusted) return undefined
       const entry = entries.get(handle)
       if (!entry) return undefined
-      if (now() - entry.cachedAt > options.ttlMs) {
+      if (at - entry.cachedAt > options.ttlMs) {
         remove(handle)
         return undefined
       }
@@ -74,21 +78,29 @@ export function createSessionCache (options: SessionCacheOptions): SessionCache 
       // session manager hands back the very Buffer it cached for a cookie it verified before.
       const cachedKey = entry.session.cookie.key
       if (cachedKey !== key && (cachedKey.length !== key.length || !timingSafeEqual(cachedKey, key))) return undefined
-      entries.delete(handle)
-      entries.set(handle, entry)
+      entry.used = true
       return entry.session
     },
     set (session, generationAtRead) {
       if (!trusted || generationAtRead !== generation || options.maxEntries <= 0) return
       remove(session.handle)
-      entries.set(session.handle, { session, cachedAt: now() })
+      entries.set(session.handle, { session, cachedAt: now(), used: false })
       const handles = byUser.get(session.meta.sub) ?? new Set<string>()
       handles.add(session.handle)
       byUser.set(session.meta.sub, handles)
       while (entries.size > options.maxEntries) {
-        const oldest = entries.keys().next().value
+        const oldest = entries.entries().next().value
         if (oldest === undefined) break
-        remove(oldest)
+        const [handle, entry] = oldest
+        // The entry just stored is never the one to go. Every entry is unmarked once it passes
+        // the front, so this ends within one round.
+        if (entry.used || handle === session.handle) {
+          entry.used = false
+          entries.delete(handle)
+          entries.set(handle, entry)
+        } else {
+          remove(handle)
+        }
       }
     },
     invalidateSession (handle) {

@@ -4,7 +4,7 @@
  * it with exactly the contract's attributes.
  */
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { ActiveSession, SessionManager } from './sessions.js'
 import { bindingMismatch, type BindingMismatch, type BindingRules } from './session-binding.js'
@@ -16,9 +16,16 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The request's session, or undefined; throws SessionStoreUnavailable when the store is down. */
     loadSession (): Promise<ActiveSession | undefined>
+    /**
+     * The request's session when it is at hand without any I/O (a trusted cached session, nothing
+     * to record), else undefined: then `loadSession()` decides. Lets the hot path skip the promises.
+     */
+    cachedSession (): ActiveSession | undefined
     /** Replaces the memoised session (after a refresh, or with undefined once destroyed). */
     useSession (session: ActiveSession | undefined): void
     bffSession: Promise<ActiveSession | undefined> | null
+    /** What `bffSession` resolved to, once it has. */
+    bffSessionValue: ActiveSession | null
     bffCookieMaxAge: number | null
   }
   interface FastifyReply {
@@ -47,15 +54,33 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
 
   app.decorate('sessions', sessions)
   app.decorateRequest('bffSession', null)
+  app.decorateRequest('bffSessionValue', null)
   app.decorateRequest('bffCookieMaxAge', null)
 
   const { binding } = options
+  const boundElsewhere = (session: ActiveSession, request: FastifyRequest) =>
+    bindingMismatch(session.meta, { ip: request.ip, userAgent: request.headers['user-agent'] ?? '' }, binding.rules)
+
+  app.decorateRequest('cachedSession', function () {
+    if (this.bffSessionValue !== null) return this.bffSessionValue
+    if (this.bffSession !== null) return undefined
+    const session = sessions.peek(this.cookies[cookieName])
+    // A binding mismatch is for loadSession to log or act on.
+    if (!session || (binding.mode !== 'off' && boundElsewhere(session, this))) return undefined
+    // No promise here: making one on this path made V8 keep every request's objects into the old
+    // generation, as @fastify/helmet's per-reply closure did (bench/README.md). loadSession makes one
+    // if anybody asks.
+    this.bffSessionValue = session
+    return session
+  })
+
   app.decorateRequest('loadSession', function () {
+    if (this.bffSession === null && this.bffSessionValue !== null) this.bffSession = Promise.resolve(this.bffSessionValue)
     this.bffSession ??= (async () => {
       const session = await sessions.load(this.cookies[cookieName])
       if (!session) return undefined
       if (binding.mode !== 'off') {
-        const mismatch = bindingMismatch(session.meta, { ip: this.ip, userAgent: this.headers['user-agent'] ?? '' }, binding.rules)
+        const mismatch = boundElsewhere(session, this)
         if (mismatch) {
           options.onBindingMismatch?.(session, mismatch, binding.mode === 'revoke')
           if (binding.mode === 'revoke') {
@@ -65,6 +90,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
         }
       }
       this.bffCookieMaxAge = (await sessions.touch(session)) ?? null
+      this.bffSessionValue = session
       return session
     })()
     return this.bffSession
@@ -72,6 +98,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
 
   app.decorateRequest('useSession', function (session: ActiveSession | undefined) {
     this.bffSession = Promise.resolve(session)
+    this.bffSessionValue = session ?? null
     if (!session) this.bffCookieMaxAge = null
   })
 

@@ -61,6 +61,11 @@ export interface SessionManager {
   create (identity: Omit<SessionMeta, 'createdAt' | 'absoluteExpiresAt' | 'epoch'>, secrets: Omit<SessionSecrets, 'csrfToken'>): Promise<NewSession>
   /** The live session named by a raw cookie value, or undefined (forged, expired, ended). */
   load (rawCookie: string | undefined): Promise<ActiveSession | undefined>
+  /**
+   * The answer `load` would give, when it needs no I/O at all: a cookie verified before, a
+   * trusted cached session, no activity to record yet. Undefined means "ask `load`".
+   */
+  peek (rawCookie: string | undefined): ActiveSession | undefined
   /** The current stored state of a session already loaded in this request. */
   reload (session: ActiveSession): Promise<ActiveSession | undefined>
   /** Compare-and-set; undefined when another writer got there first (re-read and retry). */
@@ -105,6 +110,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     return cookie
   }
 
+  const looksLive = (session: ActiveSession, at: number) => session.meta.absoluteExpiresAt > at && session.lastSeenAt + idleMs > at
   const ttlMs = (meta: SessionMeta, at: number) => Math.max(1, Math.min(idleMs, meta.absoluteExpiresAt - at))
 
   function open (stored: StoredSession, cookie: SessionCookieValue): ActiveSession | undefined {
@@ -185,13 +191,21 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       const cookie = decodeVerified(rawCookie)
       if (!cookie) return undefined
       const { cache } = options
-      const cached = cache?.get(cookie.handle, cookie.key)
+      const at = now()
+      const cached = cache?.get(cookie.handle, cookie.key, at)
       // A cached copy that looks expired may only be stale (another instance saw activity): ask the store.
-      if (cached && cached.meta.absoluteExpiresAt > now() && cached.lastSeenAt + idleMs > now()) return cached
+      if (cached && looksLive(cached, at)) return cached
       const generation = cache?.generation ?? 0
       const session = await read(cookie)
       if (session && cache) cache.set(session, generation)
       return session
+    },
+    peek (rawCookie) {
+      const cookie = rawCookie === undefined ? undefined : verifiedCookies.get(rawCookie)
+      if (!cookie || !options.cache) return undefined
+      const at = now()
+      const cached = options.cache.get(cookie.handle, cookie.key, at)
+      return cached && looksLive(cached, at) && at - cached.lastSeenAt < touchIntervalMs ? cached : undefined
     },
     async reload (session) {
       return read(session.cookie)
