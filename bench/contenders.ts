@@ -21,6 +21,8 @@ export interface Contender {
   /** What the load generator requests. */
   url: string
   headers: Record<string, string>
+  /** Seconds the contender's process has spent in garbage collection so far, where it reports that. */
+  gcSeconds?: () => Promise<number>
   close (): Promise<void>
 }
 
@@ -81,6 +83,16 @@ export async function expressStack (stubUrl: string, redisUrl: string): Promise<
   }
 }
 
+/** The sum of the gateway's own `bff_nodejs_gc_duration_seconds` (every kind of collection). */
+async function gcSecondsFromMetrics (url: string): Promise<number> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
+  if (response.status !== 200) throw new Error(`${url} answered ${response.status}`)
+  const text = await response.text()
+  let total = 0
+  for (const match of text.matchAll(/^bff_nodejs_gc_duration_seconds_sum(?:\{[^}]*\})? (\S+)$/gm)) total += Number(match[1])
+  return total
+}
+
 export interface GatewayContenderOptions {
   stubUrl: string
   redisUrl: string
@@ -121,12 +133,13 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
     })
     const routesFile = join(dir, 'routes.json')
     await writeFile(routesFile, JSON.stringify(examplePolicy(options.stubUrl)))
+    const adminPort = await freePort()
     const env = {
       PUBLIC_URL: publicUrl,
       HOST: '127.0.0.1',
       PORT: String(port),
       ADMIN_HOST: '127.0.0.1',
-      ADMIN_PORT: String(await freePort()),
+      ADMIN_PORT: String(adminPort),
       ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       SESSION_SECRET: TEST_SESSION_SECRET,
       REDIS_URL: options.redisUrl,
@@ -149,6 +162,7 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
       name: '(d) this gateway',
       url: `${publicUrl}/api/orders`,
       headers: { ...BROWSER_HEADERS, cookie: `${cookie.name}=${cookie.value}` },
+      gcSeconds: () => gcSecondsFromMetrics(`http://127.0.0.1:${adminPort}/metrics`),
       close,
       async restart (nodeArgs) {
         await child?.stop()

@@ -21,6 +21,8 @@ export interface ContenderResult {
   p99Ms: number
   /** Non-2xx, socket errors, timeouts and wrong bodies, over all measured rounds. */
   errors: number
+  /** Milliseconds of garbage collection per 1 000 requests, round by round, where the contender reports it. */
+  gcMsPer1000Requests?: number[]
   /** Ratios to the bare proxy (b). */
   throughputVsBare: number
   p99VsBare: number
@@ -47,12 +49,13 @@ function failures (result: LoadResult): number {
   return result.non2xx + result.errors + result.mismatches
 }
 
-export function summarise (key: ContenderKey, name: string, warmup: LoadResult, rounds: LoadResult[]): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
+export function summarise (key: ContenderKey, name: string, warmup: LoadResult, rounds: LoadResult[], gcMsPer1000Requests?: number[]): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
   return {
     key,
     name,
     warmup,
     rounds,
+    ...(gcMsPer1000Requests && gcMsPer1000Requests.length > 0 ? { gcMsPer1000Requests } : {}),
     requestsPerSecond: median(rounds.map(r => r.requestsPerSecond)),
     p50Ms: median(rounds.map(r => r.p50Ms)),
     p99Ms: median(rounds.map(r => r.p99Ms)),
@@ -124,6 +127,19 @@ export function roundRatios (results: ContenderResult[]): string {
   const throughput = gateway.rounds.map((r, i) => ratio(r.requestsPerSecond / (bare.rounds[i]?.requestsPerSecond ?? Number.NaN)))
   const p99 = gateway.rounds.map((r, i) => ratio(r.p99Ms / (bare.rounds[i]?.p99Ms ?? Number.NaN)))
   return `Gateway ÷ bare proxy round by round: throughput ${throughput.join(', ')}; p99 ${p99.join(', ')}.`
+}
+
+/**
+ * The gateway's time in garbage collection. A regression that keeps each request's objects alive
+ * past the young generation (as @fastify/helmet's per-reply closure did) shows here first: it
+ * multiplies this figure several times over before it shows in the throughput.
+ */
+export function gcLine (results: ContenderResult[]): string {
+  const gateway = results.find(r => r.key === 'd')
+  const rounds = gateway?.gcMsPer1000Requests
+  if (!rounds || rounds.length === 0) return ''
+  return `Garbage collection in the gateway (its own \`bff_nodejs_gc_duration_seconds\`): ${ms(median(rounds))} ms per 1 000 requests ` +
+    `(median; round by round ${rounds.map(ms).join(', ')}).`
 }
 
 function bursts (rounds: StormRound[]): Array<{ label: string, burst: ExpiredBurstReport }> {
@@ -198,6 +214,8 @@ export function markdown (report: BenchReport): string {
     throughputTable(report.contenders),
     '',
     roundRatios(report.contenders),
+    '',
+    gcLine(report.contenders),
     '',
     'Targets (reported, not asserted):',
     '',

@@ -18,7 +18,7 @@ import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
-import { checkTargets, machineLine, markdown, profileSection, roundRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { checkTargets, gcLine, machineLine, markdown, profileSection, roundRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
 
@@ -54,16 +54,23 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
 
   // Rounds are interleaved, each starting one contender later, so drift on the machine hits all alike.
   const rounds = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
+  const gc = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
   for (let round = 0; round < settings.rounds; round++) {
     for (let i = 0; i < contenders.length; i++) {
       const contender = contenders[(round + i) % contenders.length] as Contender
+      const gcBefore = await contender.gcSeconds?.()
       const result = await run(contender, settings.durationSeconds)
-      log(`round ${round + 1}/${settings.rounds} ${contender.name}: ${describeRun(result)}`)
+      const gcAfter = await contender.gcSeconds?.()
+      const gcMs = gcBefore !== undefined && gcAfter !== undefined && result.total > 0
+        ? (gcAfter - gcBefore) * 1e6 / result.total
+        : undefined
+      if (gcMs !== undefined) gc.get(contender.key)?.push(gcMs)
+      log(`round ${round + 1}/${settings.rounds} ${contender.name}: ${describeRun(result)}${gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms per 1000 requests`}`)
       rounds.get(contender.key)?.push(result)
       await sleep(settings.pauseMs)
     }
   }
-  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, rounds.get(c.key) ?? [])))
+  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, rounds.get(c.key) ?? [], gc.get(c.key))))
 }
 
 /** The main thread's profile: tsx's loader thread writes one too (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile). */
@@ -145,6 +152,7 @@ async function main (): Promise<number> {
     log(throughputTable(report.contenders))
     log('')
     log(roundRatios(report.contenders))
+    log(gcLine(report.contenders))
     log('')
     log(targetLines(report.targets))
 
