@@ -37,16 +37,18 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: F
   return forwarded
 }
 
+// The security-headers plugin has set ours on every API reply before it is forwarded.
+const OURS = new Set(Object.keys(API_SECURITY_HEADERS))
+
 /**
  * The upstream's response headers as the browser gets them: never a cookie of the upstream's,
- * and always our API security headers (the security-headers plugin set them already for the
- * gateway's own answers on this route; the upstream's own values must not replace them).
+ * and never its own values for our API security headers, which would replace ours.
  */
 export function browserResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const result: IncomingHttpHeaders = {}
   for (const name in headers) {
-    if (name === 'set-cookie' || HOP_BY_HOP.has(name)) continue
+    if (name === 'set-cookie' || HOP_BY_HOP.has(name) || OURS.has(name)) continue
     result[name] = headers[name]
   }
-  return Object.assign(result, API_SECURITY_HEADERS)
+  return result
 }
