@@ -40,15 +40,26 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: F
 // The security-headers plugin has set ours on every API reply before it is forwarded.
 const OURS = new Set(Object.keys(API_SECURITY_HEADERS))
 
+// Not allowed in a header value (RFC 9110 §5.5); Node refuses to send them and would fail the answer.
+const INVALID_VALUE_CHARS = /[^\t\x20-\x7E\x80-\xFF]/g
+
+function sanitised (value: string): string {
+  INVALID_VALUE_CHARS.lastIndex = 0
+  return INVALID_VALUE_CHARS.test(value) ? value.replace(INVALID_VALUE_CHARS, '') : value
+}
+
 /**
  * The upstream's response headers as the browser gets them: never a cookie of the upstream's,
- * and never its own values for our API security headers, which would replace ours.
+ * never its own values for our API security headers (they would replace ours), and no value
+ * with characters a header may not carry.
  */
 export function browserResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const result: IncomingHttpHeaders = {}
   for (const name in headers) {
     if (name === 'set-cookie' || HOP_BY_HOP.has(name) || OURS.has(name)) continue
-    result[name] = headers[name]
+    const value = headers[name]
+    if (typeof value === 'string') result[name] = sanitised(value)
+    else if (Array.isArray(value)) result[name] = value.map(sanitised)
   }
   return result
 }
