@@ -48,6 +48,8 @@ interface RouteCheck {
   kind: ReturnType<typeof upgradeKind>
 }
 
+type ReplyOptions = NonNullable<FastifyHttpProxyOptions['replyOptions']>
+
 type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> & {
   rewriteRequestHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
 }
@@ -162,46 +164,41 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
     // body goes through the library's pass-through parser and so through our streaming limit.
     scope.removeAllContentTypeParsers()
-    const proxyOptions: FastifyHttpProxyOptions = {
-      prefix: route.prefix,
-      upstream: route.upstream,
-      undici: dispatcher,
-      // Never replay a request on our own: a retried POST could act twice.
-      retryMethods: [],
-      maxRetriesOn503: 0,
-      disableRequestLogging: true,
-      internalRewriteLocationHeader: false,
-      config: { csrf: true },
-      preHandler: authorise,
-      // Forward to the canonical matched path; reply-from appends the raw query string unchanged.
-      handler: (request, reply, _dest, replyOptions) => {
-        const forward = request.bffForward
-        if (!forward) throw new Forbidden()
-        return reply.from(forward.path, replyOptions)
-      },
-      replyOptions: {
-        timeout: route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000,
-        rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, forwardContext(request)),
-        rewriteHeaders: (headers) => browserResponseHeaders(headers),
-        onError: onUpstreamError,
-      },
+    const replyOptions: ReplyOptions = {
+      timeout: route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000,
+      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, forwardContext(request)),
+      rewriteHeaders: (headers) => browserResponseHeaders(headers),
+      onError: onUpstreamError,
     }
+    // Never replay a request on our own: a retried POST could act twice.
+    const clientOptions = { undici: dispatcher, retryMethods: [], maxRetriesOn503: 0, disableRequestLogging: true }
+    // Forward to the canonical matched path; reply-from appends the raw query string unchanged.
+    const forward = (request: FastifyRequest, reply: FastifyReply) => {
+      if (!request.bffForward) throw new Forbidden()
+      return reply.from(request.bffForward.path, replyOptions)
+    }
+
     if (route.websocket) {
-      await scope.register(httpProxy, { ...proxyOptions, websocket: true, wsServerOptions: { maxPayload: options.bodyLimit }, wsClientOptions })
+      await scope.register(httpProxy, {
+        ...clientOptions,
+        prefix: route.prefix,
+        upstream: route.upstream,
+        internalRewriteLocationHeader: false,
+        config: { csrf: true },
+        preHandler: authorise,
+        handler: forward,
+        replyOptions,
+        websocket: true,
+        wsServerOptions: { maxPayload: options.bodyLimit },
+        wsClientOptions,
+      })
       return
     }
     // Without WebSockets, straight to @fastify/reply-from, which @fastify/http-proxy is built on: the
     // policy has already decided the exact upstream path, and the proxy's own per-request path
     // rewriting and URL checks (three URL parses per request) would only repeat that work.
-    await scope.register(replyFrom, {
-      base: route.upstream,
-      undici: dispatcher,
-      retryMethods: [],
-      maxRetriesOn503: 0,
-      disableRequestLogging: true,
-    })
+    await scope.register(replyFrom, { ...clientOptions, base: route.upstream })
     scope.addContentTypeParser('*', passBodyThrough)
-    const replyOptions = proxyOptions.replyOptions
     await scope.register(async (routes) => {
       for (const url of ['/', '/*']) {
         routes.route({
@@ -209,11 +206,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
           method: PROXIED_METHODS,
           config: { csrf: true },
           preHandler: authorise,
-          handler: (request, reply) => {
-            const forward = request.bffForward
-            if (!forward) throw new Forbidden()
-            return reply.from(forward.path, replyOptions)
-          },
+          handler: forward,
         })
       }
     }, { prefix: route.prefix })
