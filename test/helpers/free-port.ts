@@ -1,7 +1,35 @@
+import { readFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it, release it). */
-export async function freePort (): Promise<number> {
+/**
+ * Where the kernel picks local ports for outgoing connections. A port the OS
+ * hands out for `listen(0)` comes from this range too, so a client connection
+ * made in the meantime (Redis, the IdP, another test file's load) can take it
+ * before the server that was meant to use it binds it: EADDRINUSE, now and then.
+ */
+function ephemeralRange (): { low: number, high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return { low, high }
+  } catch {
+    // Not Linux: fall through to the IANA dynamic range.
+  }
+  return { low: 49152, high: 65535 }
+}
+
+const LOWEST = 10_000
+const ATTEMPTS = 50
+
+function bindable (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.unref()
+    probe.once('error', () => resolve(false))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+  })
+}
+
+function anyPort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer()
     probe.unref()
@@ -11,6 +39,21 @@ export async function freePort (): Promise<number> {
       probe.close(() => resolve(port))
     })
   })
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, chosen at random below
+ * the ephemeral range, where no outgoing connection takes it before it is used.
+ */
+export async function freePort (): Promise<number> {
+  const { low } = ephemeralRange()
+  if (low - LOWEST >= 1000) {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const port = LOWEST + Math.floor(Math.random() * (low - LOWEST))
+      if (await bindable(port)) return port
+    }
+  }
+  return anyPort()
 }
 
 /**
