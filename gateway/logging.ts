@@ -36,10 +36,10 @@ type LogArgs = [obj: unknown, msg?: string, ...rest: unknown[]]
 type ChildLoggerFactory = NonNullable<FastifyServerOptions['childLoggerFactory']>
 
 // pino's standard levels, least severe first; `silent` (or anything else) enables none.
-const LEVEL_ORDER: readonly string[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
+const LEVEL_ORDER: readonly Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
 
 function thresholdOf (level: string): number {
-  const rank = LEVEL_ORDER.indexOf(level)
+  const rank = LEVEL_ORDER.indexOf(level as Level)
   return rank === -1 ? Number.POSITIVE_INFINITY : rank
 }
 
@@ -66,12 +66,12 @@ class LazyChildLogger implements FastifyBaseLogger {
     this.#threshold = thresholdOf(level)
   }
 
-  fatal (...args: LogArgs): void { this.#write(5, 'fatal', args) }
-  error (...args: LogArgs): void { this.#write(4, 'error', args) }
-  warn (...args: LogArgs): void { this.#write(3, 'warn', args) }
-  info (...args: LogArgs): void { this.#write(2, 'info', args) }
-  debug (...args: LogArgs): void { this.#write(1, 'debug', args) }
-  trace (...args: LogArgs): void { this.#write(0, 'trace', args) }
+  fatal (...args: LogArgs): void { this.#write('fatal', args) }
+  error (...args: LogArgs): void { this.#write('error', args) }
+  warn (...args: LogArgs): void { this.#write('warn', args) }
+  info (...args: LogArgs): void { this.#write('info', args) }
+  debug (...args: LogArgs): void { this.#write('debug', args) }
+  trace (...args: LogArgs): void { this.#write('trace', args) }
   silent (): void {}
 
   child (bindings: Bindings, options?: ChildOptions): FastifyBaseLogger {
@@ -83,8 +83,8 @@ class LazyChildLogger implements FastifyBaseLogger {
     return this.#child
   }
 
-  #write (rank: number, level: Level, args: LogArgs): void {
-    if (rank < this.#threshold) return
+  #write (level: Level, args: LogArgs): void {
+    if (thresholdOf(level) < this.#threshold) return
     const log = this.#real()[level] as (...args: LogArgs) => void
     log.apply(this.#child, args)
   }

@@ -7,14 +7,14 @@ import { createServer, type AddressInfo } from 'node:net'
  * made in the meantime (Redis, the IdP, another test file's load) can take it
  * before the server that was meant to use it binds it: EADDRINUSE, now and then.
  */
-function ephemeralRange (): { low: number, high: number } {
+function lowestEphemeralPort (): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
-    if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return { low, high }
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    if (Number.isInteger(low)) return low
   } catch {
     // Not Linux: fall through to the IANA dynamic range.
   }
-  return { low: 49152, high: 65535 }
+  return 49152
 }
 
 const LOWEST = 10_000
@@ -46,7 +46,7 @@ function anyPort (): Promise<number> {
  * the ephemeral range, where no outgoing connection takes it before it is used.
  */
 export async function freePort (): Promise<number> {
-  const { low } = ephemeralRange()
+  const low = lowestEphemeralPort()
   if (low - LOWEST >= 1000) {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const port = LOWEST + Math.floor(Math.random() * (low - LOWEST))
