@@ -19,6 +19,7 @@ import { describeMachine, loadAverageNow } from './machine.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
 import { checkTargets, gcLine, machineLine, markdown, profileSection, roundRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { roundOrder } from './schedule.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
 
@@ -52,12 +53,10 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
     await sleep(settings.pauseMs)
   }
 
-  // Rounds are interleaved, each starting one contender later, so drift on the machine hits all alike.
   const rounds = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
   const gc = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
   for (let round = 0; round < settings.rounds; round++) {
-    for (let i = 0; i < contenders.length; i++) {
-      const contender = contenders[(round + i) % contenders.length] as Contender
+    for (const contender of roundOrder(contenders, round)) {
       const gcBefore = await contender.gcSeconds?.()
       const result = await run(contender, settings.durationSeconds)
       const gcAfter = await contender.gcSeconds?.()

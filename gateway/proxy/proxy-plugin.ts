@@ -20,6 +20,7 @@ import type { ActiveSession } from '../session/sessions.js'
 import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
 import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
 import { upgradeKind } from './websocket.js'
+import { sendUpstreamAnswer, type UpstreamAnswer } from './upstream-response.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -169,6 +170,15 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, forwardContext(request)),
       rewriteHeaders: (headers) => browserResponseHeaders(headers),
       onError: onUpstreamError,
+      onResponse: (request, reply, res) => {
+        // Typed by the library as a ServerResponse; what it passes is `{ statusCode, headers, stream }`.
+        const answer = res as unknown as UpstreamAnswer
+        sendUpstreamAnswer(request.method, reply, answer, (error) => {
+          // The upstream's headers are on the reply already; an error answer must carry none of them.
+          for (const name of Object.keys(browserResponseHeaders(answer.headers))) reply.removeHeader(name)
+          onUpstreamError(reply, { error })
+        })
+      },
     }
     // Never replay a request on our own: a retried POST could act twice.
     const clientOptions = { undici: dispatcher, retryMethods: [], maxRetriesOn503: 0, disableRequestLogging: true }

@@ -11,22 +11,24 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
 import { freePort, REFUSED_PORT } from '../helpers/free-port.js'
 import { firstBody, rawExchange } from '../helpers/raw-http.js'
 import type { RoutePolicyJson } from '../helpers/gateway.js'
+import { WHOLE_ANSWER_LIMIT } from '../../gateway/proxy/upstream-response.js'
 
 const BODY_LIMIT = 1024
 const TIMEOUT_MS = 300
 
 let stack: Stack
 let alice: SignedInUser
-const ports = { silent: 0, reset: 0, tls: 0 }
+const ports = { silent: 0, reset: 0, tls: 0, partial: 0 }
 let silent: TcpServer
 let reset: TcpServer
 let tls: HttpsServer
+let partial: TcpServer
 /** Requests (not connections) each hand-made upstream saw. */
 const counts = { silent: 0, reset: 0, tls: 0, tlsErrors: 0 }
 
@@ -48,6 +50,7 @@ function policy (api: string): RoutePolicyJson {
       { prefix: '/reset', upstream: `http://127.0.0.1:${ports.reset}`, allow: anyUser },
       { prefix: '/down', upstream: `http://127.0.0.1:${REFUSED_PORT}`, allow: anyUser },
       { prefix: '/tls', upstream: `https://127.0.0.1:${ports.tls}`, allow: anyUser },
+      { prefix: '/partial', upstream: `http://127.0.0.1:${ports.partial}`, timeoutMs: TIMEOUT_MS, allow: anyUser },
     ],
   }
 }
@@ -62,6 +65,56 @@ function requestCounter (onRequest: (socket: Socket) => void, count: () => void)
       onRequest(socket)
     })
   })
+}
+
+/** Held answers of the partial upstream: each sent its head and part of its body, and waits to be let go. */
+const held: Array<() => void> = []
+/** When the partial upstream saw each `/stalled` connection close. */
+const stalledClosed: number[] = []
+const LARGE_BODY = 'z'.repeat(WHOLE_ANSWER_LIMIT * 2)
+
+/**
+ * Answers by path, a part at a time: `/broken` sends half of a small body and resets,
+ * `/stalled` sends half of a small body and then nothing, `/large` (a body over the limit
+ * for reading answers whole) and `/chunked` (no declared length) send their head and a
+ * first part, then wait in `held`.
+ */
+function partialUpstream (): TcpServer {
+  return createTcpServer(socket => {
+    socket.on('error', () => {})
+    socket.once('data', chunk => {
+      const path = /^GET (\S+) /.exec(chunk.toString('latin1'))?.[1]
+      const head = (fields: string[]) => socket.write(['HTTP/1.1 200 OK', 'Content-Type: application/json', 'X-Upstream: partial', ...fields, '', ''].join('\r\n'))
+      if (path === '/broken' || path === '/stalled') {
+        head(['Content-Length: 40'])
+        socket.write('{"orders":[')
+        if (path === '/broken') setTimeout(() => socket.resetAndDestroy(), 20)
+        else socket.once('close', () => stalledClosed.push(Date.now()))
+      } else if (path === '/large') {
+        head([`Content-Length: ${LARGE_BODY.length}`])
+        socket.write(LARGE_BODY.slice(0, 1024))
+        held.push(() => socket.end(LARGE_BODY.slice(1024)))
+      } else if (path === '/chunked') {
+        head(['Transfer-Encoding: chunked'])
+        socket.write('5\r\nfirst\r\n')
+        held.push(() => socket.end('6\r\n,last!\r\n0\r\n\r\n'))
+      } else {
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n')
+      }
+    })
+  })
+}
+
+/** Reads until `text` has arrived (or the body ended); what arrived. */
+async function readUntil (reader: ReadableStreamDefaultReader<Uint8Array>, text?: string): Promise<string> {
+  const decoder = new TextDecoder()
+  let seen = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return seen
+    seen += decoder.decode(value, { stream: true })
+    if (text !== undefined && seen.includes(text)) return seen
+  }
 }
 
 async function listen (server: TcpServer | HttpsServer, port: number) {
@@ -96,14 +149,16 @@ beforeAll(async () => {
     response.end('{}')
   })
   tls.on('tlsClientError', () => { counts.tlsErrors += 1 })
-  await Promise.all([listen(silent, ports.silent), listen(reset, ports.reset), listen(tls, ports.tls)])
+  partial = partialUpstream()
+  await Promise.all([listen(silent, ports.silent), listen(reset, ports.reset), listen(tls, ports.tls), listen(partial, ports.partial)])
 
   stack = await startStack({ policy, gatewayEnv: { PROXY_BODY_LIMIT: String(BODY_LIMIT) } })
   alice = await signIn(stack.publicUrl)
 })
 afterAll(async () => {
   await stack?.close()
-  for (const server of [silent, reset, tls]) {
+  for (const release of held.splice(0)) release()
+  for (const server of [silent, reset, tls, partial]) {
     server?.close()
     if (server && 'closeAllConnections' in server) server.closeAllConnections()
   }
@@ -195,6 +250,51 @@ describe('upstream failures', () => {
     // Long enough for any retry to have happened.
     await new Promise(resolve => setTimeout(resolve, 300))
     expect(counts.reset).toBe(1)
+  })
+
+  it('a small answer whose upstream resets half-way → 502 bad_gateway, not a 200 cut short, and none of the upstream\'s headers', async () => {
+    const response = await fetch(`${stack.publicUrl}/partial/broken`, { headers: { cookie: alice.cookie } })
+    expect(response.status).toBe(502)
+    expect(await response.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) })
+    expect(response.headers.get('x-upstream')).toBeNull()
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff')
+  })
+
+  it('a small answer whose body stalls past the route\'s timeoutMs → 504 gateway_timeout', async () => {
+    const started = Date.now()
+    const response = await fetch(`${stack.publicUrl}/partial/stalled`, { headers: { cookie: alice.cookie } })
+    expect(response.status).toBe(504)
+    expect(await response.json()).toMatchObject({ error: 'gateway_timeout' })
+    expect(response.headers.get('x-upstream')).toBeNull()
+    expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUT_MS - 50)
+  })
+
+  it('a browser that hangs up while a small answer is still coming frees the upstream connection at once, not at the timeout', async () => {
+    stalledClosed.length = 0
+    const abort = new AbortController()
+    const request = fetch(`${stack.publicUrl}/partial/stalled`, { headers: { cookie: alice.cookie }, signal: abort.signal })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const abortedAt = Date.now()
+    abort.abort()
+    await expect(request).rejects.toThrow()
+    await vi.waitFor(() => expect(stalledClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
+    expect((stalledClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
+  })
+
+  it.each([
+    ['an answer larger than the whole-read limit', '/partial/large', LARGE_BODY],
+    ['an answer of undeclared length (chunked: a stream of events, say)', '/partial/chunked', 'first,last!'],
+  ])('%s streams: the browser has its head and first part while the upstream is still sending', async (_name, path, whole) => {
+    const response = await fetch(`${stack.publicUrl}${path}`, { headers: { cookie: alice.cookie } })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('x-upstream')).toBe('partial')
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    const first = await readUntil(reader, whole.slice(0, 5))
+    // Only now does the upstream send the rest: had the gateway waited for the whole answer, nothing would have come.
+    expect(held).toHaveLength(1)
+    held.splice(0).forEach(release => release())
+    expect(first + await readUntil(reader)).toBe(whole)
   })
 
   it('an https upstream with a certificate nobody vouches for → 502 bad_gateway, no request sent', async () => {
