@@ -75,7 +75,7 @@ const LARGE_BODY = 'z'.repeat(WHOLE_ANSWER_LIMIT * 2)
 
 /**
  * Answers by path, a part at a time: `/broken` sends half of a small body and resets,
- * `/stalled` sends half of a small body and then nothing, `/large` (a body over the limit
+ * `/stalled` sends half of a small body and then nothing, `/not-modified` is a 304, `/large` (a body over the limit
  * for reading answers whole) and `/chunked` (no declared length) send their head and a
  * first part, then wait in `held`.
  */
@@ -90,6 +90,8 @@ function partialUpstream (): TcpServer {
         socket.write('{"orders":[')
         if (path === '/broken') setTimeout(() => socket.resetAndDestroy(), 20)
         else socket.once('close', () => stalledClosed.push(Date.now()))
+      } else if (path === '/not-modified') {
+        socket.end('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n')
       } else if (path === '/large') {
         head([`Content-Length: ${LARGE_BODY.length}`])
         socket.write(LARGE_BODY.slice(0, 1024))
@@ -268,6 +270,13 @@ describe('upstream failures', () => {
     expect(await response.json()).toMatchObject({ error: 'gateway_timeout' })
     expect(response.headers.get('x-upstream')).toBeNull()
     expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUT_MS - 50)
+  })
+
+  it('a 304 passes with its validator and no body', async () => {
+    const response = await fetch(`${stack.publicUrl}/partial/not-modified`, { headers: { cookie: alice.cookie, 'if-none-match': '"v1"' } })
+    expect(response.status).toBe(304)
+    expect(response.headers.get('etag')).toBe('"v1"')
+    expect(await response.text()).toBe('')
   })
 
   it('a browser that hangs up while a small answer is still coming frees the upstream connection at once, not at the timeout', async () => {
