@@ -9,7 +9,7 @@ import fastifyStatic from '@fastify/static'
 import type { GatewayConfig } from './config.js'
 import { createMetrics, type GatewayMetrics } from './metrics.js'
 import { createAudit } from './audit.js'
-import { lazyChildLoggerFactory, loggerOptions } from './logging.js'
+import { lazyChildLoggerFactory, logCompletedRequests, loggerOptions } from './logging.js'
 import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
@@ -95,6 +95,8 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const app = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-gateway'),
     childLoggerFactory: lazyChildLoggerFactory,
+    // One access line per request instead of Fastify's two (logging.ts).
+    disableRequestLogging: true,
     // A hop count means: trust that many proxies nearest to us (what proxy-addr does for numbers).
     trustProxy: typeof config.trustProxy === 'number'
       ? ((hops: number) => (_address: string, index: number) => index < hops)(config.trustProxy)
@@ -115,12 +117,15 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const admin = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-admin'),
     childLoggerFactory: lazyChildLoggerFactory,
+    disableRequestLogging: true,
     requestIdHeader: false,
     forceCloseConnections: 'idle',
   })
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
   installErrorHandlers(admin)
+  logCompletedRequests(app)
+  logCompletedRequests(admin)
   drainOnClose(app)
   drainOnClose(admin)
   const audit = createAudit(app.log, metrics)

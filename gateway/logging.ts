@@ -1,8 +1,8 @@
 /**
- * Logger options: what must never reach a log line, and per-request loggers
- * that cost nothing until a request writes a line.
+ * Logger options: what must never reach a log line, per-request loggers that
+ * cost nothing until a request writes a line, and one access line per request.
  */
-import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 
 const SECRET_FIELDS = ['accessToken', 'refreshToken', 'idToken', 'csrfToken', 'access_token', 'refresh_token', 'id_token', 'logout_token', 'code_verifier', 'client_secret', 'password']
 
@@ -91,3 +91,16 @@ class LazyChildLogger implements FastifyBaseLogger {
 }
 
 export const lazyChildLoggerFactory: ChildLoggerFactory = (logger, bindings, options) => new LazyChildLogger(logger, bindings, options)
+
+/**
+ * One line per request, when its answer is done: method, path and client (the `req`
+ * serializer above), status, and time taken. Fastify's own request logging (turn it off
+ * with `disableRequestLogging: true`) writes two lines per request, "incoming request"
+ * and "request completed", which at `info` halved the gateway's throughput in the bench.
+ */
+export function logCompletedRequests (app: FastifyInstance): void {
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    done()
+  })
+}

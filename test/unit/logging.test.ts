@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { lazyChildLoggerFactory, loggerOptions } from '../../gateway/logging.js'
+import { lazyChildLoggerFactory, logCompletedRequests, loggerOptions } from '../../gateway/logging.js'
 
 let app: FastifyInstance | undefined
 afterEach(async () => { await app?.close() })
@@ -20,7 +20,8 @@ async function appLogging (level: string) {
     },
   })
   const options = loggerOptions(level, 'test') as Record<string, unknown>
-  app = Fastify({ logger: { ...options, stream, onChild: () => { children += 1 } }, childLoggerFactory: lazyChildLoggerFactory })
+  app = Fastify({ logger: { ...options, stream, onChild: () => { children += 1 } }, childLoggerFactory: lazyChildLoggerFactory, disableRequestLogging: true })
+  logCompletedRequests(app)
   app.get('/quiet', async (request) => {
     request.log.info('routine detail')
     return { ok: true }
@@ -56,10 +57,17 @@ describe('per-request loggers', () => {
     expect(JSON.stringify(lines)).not.toContain('secret-')
   })
 
-  it('keeps Fastify\'s request lines at info, and a route\'s own level', async () => {
+  it('writes one access line per request at info (method, path without query, client, status, time), and keeps a route\'s own level', async () => {
     const { app, lines } = await appLogging('info')
-    await app.inject({ url: '/quiet' })
-    expect(lines.map(line => line.msg)).toEqual(['incoming request', 'routine detail', 'request completed'])
+    await app.inject({ url: '/quiet?code=secret-code' })
+    expect(lines.map(line => line.msg)).toEqual(['routine detail', 'request completed'])
+    expect(lines[1]).toMatchObject({
+      reqId: lines[0]?.reqId,
+      req: { method: 'GET', path: '/quiet', ip: expect.any(String) },
+      res: { statusCode: 200 },
+      responseTime: expect.any(Number),
+    })
+    expect(JSON.stringify(lines)).not.toContain('secret-')
     lines.length = 0
     await app.inject({ url: '/probe' })
     expect(lines).toEqual([])
