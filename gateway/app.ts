@@ -33,6 +33,7 @@ import loginRateLimit from './login-rate-limit.js'
 import { onClientError, onRouterError } from './protocol-errors.js'
 import { MAX_PATH_LENGTH } from './proxy/normalise-path.js'
 import proxyPlugin from './proxy/proxy-plugin.js'
+import { createOpenSockets } from './proxy/open-sockets.js'
 import adminRoutes from './admin/admin-routes.js'
 
 export interface GatewayDeps {
@@ -56,6 +57,8 @@ export interface Gateway {
 }
 
 const REVOCATION_WAIT_MS = 2000
+/** How often open WebSockets' sessions are re-read even without an invalidation message. */
+const WEBSOCKET_SWEEP_MS = 10_000
 /** A safety net only; invalidation messages are what keep cached sessions correct. */
 const SESSION_CACHE_TTL_MS = 60_000
 
@@ -84,11 +87,21 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const cache = !deps.store && config.sessionStore === 'redis' && config.sessionCacheSize > 0
     ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
     : undefined
+  // Who else hears invalidation messages, after the cache has applied them (open WebSockets, below).
+  const invalidationListeners: Array<(message: string) => void> = []
+  const announce = (message: string) => { for (const listener of invalidationListeners) listener(message) }
   const created = deps.store
     ? { store: deps.store }
     : createSessionStore(config, {
       onError: () => metrics.storeErrors.inc(),
-      ...(cache ? { onAnnounce: (message: string) => applyInvalidation(cache, message) } : {}),
+      ...(cache
+        ? {
+            onAnnounce: (message: string) => {
+              applyInvalidation(cache, message)
+              announce(message)
+            },
+          }
+        : {}),
     })
   const { store } = created
 
@@ -149,7 +162,9 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   }
 
   const invalidations = cache && created.redis
-    ? subscribeInvalidations(created.redis, cache, (error) => app.log.warn({ err: error }, 'session invalidation channel failed; cache distrusted'))
+    ? subscribeInvalidations(created.redis, cache,
+      (error) => app.log.warn({ err: error }, 'session invalidation channel failed; cache distrusted'),
+      announce)
     : undefined
 
   const sessions = createSessionManager({
@@ -165,6 +180,14 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       audit('session_revoked', { reason, sub: meta.sub, stage: 'refresh_token_revoked' })
     },
   })
+
+  const openSockets = createOpenSockets({
+    reload: (session) => sessions.reload(session),
+    sweepMs: WEBSOCKET_SWEEP_MS,
+    onEnded: (session) => app.log.info({ session: session.handle, sub: session.meta.sub }, 'WebSocket closed: its session is over'),
+    onCheckFailed: (error) => app.log.warn({ err: error }, 'could not re-check the session of an open WebSocket; it stays open until the next check'),
+  })
+  invalidationListeners.push((message) => openSockets.announce(message))
 
   const refresher = createTokenRefresher({
     sessions,
@@ -241,7 +264,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       claimJti: (key, ttlMs) => store.claimOnce(key, ttlMs),
     }),
   })
-  await app.register(proxyPlugin, { policy: config.routes, refresher, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
+  await app.register(proxyPlugin, { policy: config.routes, refresher, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit, openSockets })
   // Probes hit this every few seconds; log them only when something is wrong.
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
   if (config.staticDir) {
@@ -289,6 +312,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       return { public: publicAddress, admin: adminAddress }
     },
     async close () {
+      openSockets.close()
       await app.close()
       await admin.close()
       await invalidations?.close()

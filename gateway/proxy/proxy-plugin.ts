@@ -20,6 +20,7 @@ import type { ActiveSession } from '../session/sessions.js'
 import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
 import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
 import { upgradeKind } from './websocket.js'
+import type { OpenSockets } from './open-sockets.js'
 import { sendUpstreamAnswer, type UpstreamAnswer } from './upstream-response.js'
 
 declare module 'fastify' {
@@ -38,6 +39,8 @@ export interface ProxyPluginOptions {
   /** Upstream response timeout when a route sets none. */
   defaultTimeoutMs?: number
   connectTimeoutMs?: number
+  /** Where proxied WebSockets are kept, to be closed when their session ends. */
+  openSockets?: OpenSockets
 }
 
 // Node sets `upgrade` on requests that asked to switch protocols; @types/node does not declare it.
@@ -149,8 +152,12 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   }
 
   // The library's typings omit the header hook; its default would forward the browser's Cookie.
+  // It runs once per proxied WebSocket, right after the handshake was let through.
   const wsClientOptions: WsClientOptions = {
-    rewriteRequestHeaders: (_headers, request) => upstreamRequestHeaders({}, forwardContext(request)),
+    rewriteRequestHeaders: (_headers, request) => {
+      if (request.bffSessionValue) options.openSockets?.track(request.raw.socket, request.bffSessionValue)
+      return upstreamRequestHeaders({}, forwardContext(request))
+    },
   }
 
   for (const route of policy.routes) {

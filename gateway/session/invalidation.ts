@@ -35,7 +35,8 @@ const HEARTBEAT_MS = 1000
  * including a connection that stays open but stops answering (a partition or
  * a frozen Redis), which a heartbeat PING detects.
  */
-export function subscribeInvalidations (connection: RedisConnection, cache: SessionCache, onError: (error: unknown) => void): InvalidationSubscriber {
+/** `onMessage` hears every message after the cache has applied it (open WebSockets re-check their sessions). */
+export function subscribeInvalidations (connection: RedisConnection, cache: SessionCache, onError: (error: unknown) => void, onMessage?: (message: string) => void): InvalidationSubscriber {
   const subscriber = connection.duplicate()
   let closed = false
   let subscribed = false
@@ -56,7 +57,10 @@ export function subscribeInvalidations (connection: RedisConnection, cache: Sess
     })
   }
 
-  subscriber.on('message', (_channel: string, message: string) => applyInvalidation(cache, message))
+  subscriber.on('message', (_channel: string, message: string) => {
+    applyInvalidation(cache, message)
+    onMessage?.(message)
+  })
   subscriber.on('ready', subscribe)
   // A Cluster moves its subscription to another node silently when the node it used goes away;
   // messages published in between are lost, so a lost node means distrust too.

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import type { RoutePolicyJson } from '../helpers/gateway.js'
+import { TEST_ADMIN_TOKEN, type RoutePolicyJson } from '../helpers/gateway.js'
 
 const BODY_LIMIT = 4096
 
@@ -97,6 +97,43 @@ describe('an allowed WebSocket', () => {
     socket!.send('m'.repeat(BODY_LIMIT + 1))
     const [code] = await once(socket!, 'close')
     expect(code).toBe(1009)
+  })
+})
+
+describe('an open WebSocket whose session ends', () => {
+  const admin = (path: string, method: string) =>
+    fetch(`${stack.gateway.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
+  const sessionId = async (user: SignedInUser) => {
+    const response = await fetch(`${stack.publicUrl}/bff/sessions`, { headers: { cookie: user.cookie } })
+    return ((await response.json()) as { sessions: Array<{ id: string, current: boolean }> }).sessions.find(s => s.current)?.id
+  }
+  const ends: Array<[how: string, end: (user: SignedInUser) => Promise<Response>]> = [
+    ['the user logs out (in another tab)', (user) => fetch(`${stack.publicUrl}/bff/logout`, {
+      method: 'POST', headers: { cookie: user.cookie, 'x-csrf-token': user.csrfToken },
+    })],
+    ['an operator revokes that session', async (user) => admin(`/admin/sessions/${await sessionId(user)}`, 'DELETE')],
+    ['an operator logs the user out everywhere', () => admin('/admin/users/bob/sessions', 'DELETE')],
+  ]
+
+  it.each(ends)('is closed within a second when %s, and another session\'s socket stays open', async (_how, end) => {
+    const [bob, other] = [await signIn(stack.publicUrl, 'bob'), alice]
+    const doomed = await connect('/live/ws/echo', { cookie: bob.cookie, origin: stack.publicUrl })
+    const kept = await connect('/live/ws/echo', { cookie: other.cookie, origin: stack.publicUrl })
+    try {
+      const closed = once(doomed.socket!, 'close')
+      const ending = await end(bob)
+      expect(ending.status).toBe(200)
+      const started = Date.now()
+      await closed
+      expect(Date.now() - started).toBeLessThan(1000)
+      // The other session's socket still carries messages both ways.
+      kept.socket!.send('still here')
+      const [echo] = await once(kept.socket!, 'message')
+      expect(String(echo)).toContain('still here')
+    } finally {
+      doomed.socket?.terminate()
+      kept.socket?.close()
+    }
   })
 })
 

@@ -1,0 +1,126 @@
+/**
+ * Open WebSockets end with their session: the registry re-reads a socket's
+ * session when a message names it (or its user, or everyone) and on a timer,
+ * and destroys the socket once the session is over. Real TCP sockets over
+ * loopback stand in for the upgraded connections.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createOpenSockets, type OpenSockets } from '../../gateway/proxy/open-sockets.js'
+import type { ActiveSession } from '../../gateway/session/sessions.js'
+
+const servers: Server[] = []
+const registries: OpenSockets[] = []
+afterEach(() => {
+  for (const registry of registries.splice(0)) registry.close()
+  for (const server of servers.splice(0)) server.close()
+})
+
+/** The server side of a fresh loopback connection. */
+async function serverSocket (): Promise<Socket> {
+  const server = createServer()
+  servers.push(server)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const accepted = once(server, 'connection') as Promise<[Socket]>
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1')
+  client.on('error', () => {})
+  const [socket] = await accepted
+  return socket
+}
+
+const session = (handle: string, sub: string) => ({ handle, meta: { sub } }) as unknown as ActiveSession
+
+/** A registry whose store says the sessions in `over` have ended. */
+function registry (over: Set<string>, options: { sweepMs?: number, failing?: boolean } = {}) {
+  const reloads: string[] = []
+  const failures: unknown[] = []
+  const sockets = createOpenSockets({
+    sweepMs: options.sweepMs ?? 60_000,
+    reload: async (s) => {
+      reloads.push(s.handle)
+      if (options.failing) throw new Error('store down')
+      return over.has(s.handle) ? undefined : s
+    },
+    onCheckFailed: (error) => failures.push(error),
+  })
+  registries.push(sockets)
+  return { sockets, reloads, failures }
+}
+
+describe('open WebSockets and their sessions', () => {
+  it('a message naming a session re-reads it and destroys its sockets once it is over; others stay', async () => {
+    const over = new Set<string>()
+    const { sockets, reloads } = registry(over)
+    const [a1, a2, b] = [await serverSocket(), await serverSocket(), await serverSocket()]
+    sockets.track(a1, session('a', 'alice'))
+    sockets.track(a2, session('a', 'alice'))
+    sockets.track(b, session('b', 'bob'))
+    over.add('a')
+    sockets.announce('s:a')
+    await vi.waitFor(() => expect(a1.destroyed && a2.destroyed).toBe(true))
+    expect(reloads).toEqual(['a'])
+    expect(b.destroyed).toBe(false)
+    expect(sockets.size).toBe(1)
+  })
+
+  it('a message naming a user re-reads that user\'s sessions; "*" re-reads everyone\'s', async () => {
+    const { sockets, reloads } = registry(new Set())
+    sockets.track(await serverSocket(), session('a', 'alice'))
+    sockets.track(await serverSocket(), session('b', 'bob'))
+    sockets.announce('u:bob')
+    await vi.waitFor(() => expect(reloads).toEqual(['b']))
+    sockets.announce('*')
+    await vi.waitFor(() => expect([...reloads].sort()).toEqual(['a', 'b', 'b']))
+  })
+
+  it('re-reads every session on the timer too, with no message at all', async () => {
+    const { sockets } = registry(new Set(['a']), { sweepMs: 50 })
+    const socket = await serverSocket()
+    sockets.track(socket, session('a', 'alice'))
+    await vi.waitFor(() => expect(socket.destroyed).toBe(true), { timeout: 1000 })
+  })
+
+  it('keeps the socket when the store cannot answer, and says so', async () => {
+    const { sockets, failures } = registry(new Set(['a']), { failing: true })
+    const socket = await serverSocket()
+    sockets.track(socket, session('a', 'alice'))
+    sockets.announce('s:a')
+    await vi.waitFor(() => expect(failures).toHaveLength(1))
+    expect(socket.destroyed).toBe(false)
+  })
+
+  it('a message during a check gets a check of its own afterwards', async () => {
+    const over = new Set<string>()
+    let release: () => void = () => {}
+    const reloads: string[] = []
+    const sockets = createOpenSockets({
+      sweepMs: 60_000,
+      reload: async (s) => {
+        reloads.push(s.handle)
+        const live = !over.has(s.handle)
+        // The first read sees the session still live and answers late; the revocation lands meanwhile.
+        if (reloads.length === 1) await new Promise<void>(resolve => { release = resolve })
+        return live ? s : undefined
+      },
+    })
+    registries.push(sockets)
+    const socket = await serverSocket()
+    sockets.track(socket, session('a', 'alice'))
+    sockets.announce('s:a')
+    await vi.waitFor(() => expect(reloads).toHaveLength(1))
+    over.add('a')
+    sockets.announce('s:a')
+    release()
+    await vi.waitFor(() => expect(socket.destroyed).toBe(true))
+    expect(reloads).toEqual(['a', 'a'])
+  })
+
+  it('forgets a socket once it closes', async () => {
+    const { sockets } = registry(new Set())
+    const socket = await serverSocket()
+    sockets.track(socket, session('a', 'alice'))
+    socket.destroy()
+    await vi.waitFor(() => expect(sockets.size).toBe(0))
+  })
+})
