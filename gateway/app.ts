@@ -14,6 +14,7 @@ import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
 import { createSessionCache } from './session/session-cache.js'
+import { createChangeWaiters } from './session/change-waiters.js'
 import { applyInvalidation, subscribeInvalidations } from './session/invalidation.js'
 import type { SessionStore } from './session/store.js'
 import { createSessionCrypto } from './session/session-crypto.js'
@@ -189,9 +190,14 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   })
   invalidationListeners.push((message) => openSockets.announce(message))
 
+  // Instances waiting for another's token refresh are woken by its write, not only by their poll.
+  const changeWaiters = createChangeWaiters()
+  invalidationListeners.push((message) => changeWaiters.announce(message))
+
   const refresher = createTokenRefresher({
     sessions,
     oidc,
+    waitForChange: (handle, ms) => changeWaiters.wait(handle, ms),
     skewSeconds: config.tokenRefreshSkewSeconds,
     rolesClaim: config.rolesClaim,
     ...(deps.refreshLockLeaseMs ? { lockLeaseMs: deps.refreshLockLeaseMs } : {}),

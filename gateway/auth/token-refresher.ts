@@ -9,7 +9,8 @@
  *  1. in process, concurrent callers share one promise;
  *  2. across instances, a lease-based lock in the store, renewed while the IdP
  *     call runs, and a re-read after winning it (another instance may have
- *     refreshed already); losers poll the session until the winner's tokens land;
+ *     refreshed already); losers wait for the winner's tokens to land, woken by
+ *     the invalidation channel when there is one, re-reading the session at least every `pollIntervalMs`;
  *  3. the write is a compare-and-set on the session's version, so a writer that
  *     lost its lease can never put an old refresh token back.
  */
@@ -41,6 +42,8 @@ export interface TokenRefresherOptions {
   /** How long a request waits for another instance's refresh before giving up with 502. */
   maxWaitMs?: number
   pollIntervalMs?: number
+  /** Waits up to `ms` for news of a session's change (the invalidation channel); a plain sleep without one. */
+  waitForChange?: (handle: string, ms: number) => Promise<void>
   now?: () => number
 }
 
@@ -58,6 +61,7 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
   const leaseMs = options.lockLeaseMs ?? 5000
   const maxWaitMs = options.maxWaitMs ?? 20_000
   const pollMs = options.pollIntervalMs ?? 25
+  const waitForChange = options.waitForChange ?? ((_handle: string, ms: number) => sleep(ms))
   const skewMs = options.skewSeconds * 1000
   const inFlight = new Map<string, Promise<ActiveSession>>()
 
@@ -146,7 +150,7 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
         observer.lockWait()
         waited = true
       }
-      await sleep(pollMs)
+      await waitForChange(session.handle, pollMs)
       const current = await sessions.reload(session)
       if (!current) {
         observer.failure('session_gone')
