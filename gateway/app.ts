@@ -9,7 +9,7 @@ import fastifyStatic from '@fastify/static'
 import type { GatewayConfig } from './config.js'
 import { createMetrics, type GatewayMetrics } from './metrics.js'
 import { createAudit } from './audit.js'
-import { lazyChildLoggerFactory, logCompletedRequests, loggerOptions } from './logging.js'
+import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from './logging.js'
 import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
@@ -88,7 +88,8 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const cache = !deps.store && config.sessionStore === 'redis' && config.sessionCacheSize > 0
     ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
     : undefined
-  // Who else hears invalidation messages, after the cache has applied them (open WebSockets, below).
+  // Who else hears invalidation messages, after the cache has applied them (open WebSockets and
+  // instances waiting for another's token refresh, below).
   const invalidationListeners: Array<(message: string) => void> = []
   const announce = (message: string) => { for (const listener of invalidationListeners) listener(message) }
   const created = deps.store
@@ -110,7 +111,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     logger: loggerOptions(config.logLevel, 'bff-gateway'),
     childLoggerFactory: lazyChildLoggerFactory,
     // One access line per request instead of Fastify's two (logging.ts).
-    disableRequestLogging: true,
+    logController: new AccessLogController(),
     // A hop count means: trust that many proxies nearest to us (what proxy-addr does for numbers).
     trustProxy: typeof config.trustProxy === 'number'
       ? ((hops: number) => (_address: string, index: number) => index < hops)(config.trustProxy)
@@ -131,15 +132,13 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const admin = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-admin'),
     childLoggerFactory: lazyChildLoggerFactory,
-    disableRequestLogging: true,
+    logController: new AccessLogController(),
     requestIdHeader: false,
     forceCloseConnections: 'idle',
   })
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
   installErrorHandlers(admin)
-  logCompletedRequests(app)
-  logCompletedRequests(admin)
   drainOnClose(app)
   drainOnClose(admin)
   const audit = createAudit(app.log, metrics)

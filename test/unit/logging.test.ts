@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { lazyChildLoggerFactory, logCompletedRequests, loggerOptions } from '../../gateway/logging.js'
+import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from '../../gateway/logging.js'
 
 let app: FastifyInstance | undefined
 afterEach(async () => { await app?.close() })
@@ -20,8 +20,7 @@ async function appLogging (level: string) {
     },
   })
   const options = loggerOptions(level, 'test') as Record<string, unknown>
-  app = Fastify({ logger: { ...options, stream, onChild: () => { children += 1 } }, childLoggerFactory: lazyChildLoggerFactory, disableRequestLogging: true })
-  logCompletedRequests(app)
+  app = Fastify({ logger: { ...options, stream, onChild: () => { children += 1 } }, childLoggerFactory: lazyChildLoggerFactory, logController: new AccessLogController() })
   app.get('/quiet', async (request) => {
     request.log.info('routine detail')
     return { ok: true }
