@@ -32,7 +32,7 @@ export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile]
   --profile    afterwards, run the gateway once more under --cpu-prof and list its top self-time functions
 
 environment (seconds unless noted):
-  BENCH_DURATION (10)  BENCH_ROUNDS (5)  BENCH_WARMUP (3)  BENCH_CONNECTIONS (50)
+  BENCH_DURATION (6)  BENCH_ROUNDS (9)  BENCH_WARMUP (3)  BENCH_CONNECTIONS (50)
   BENCH_STORM_REQUESTS (200)  BENCH_STORM_PROBE (10)  BENCH_STORM_ROUNDS (3)  BENCH_STORM_TTL (3)
   BENCH_GATEWAY_LOG_LEVEL (warn)`
 
@@ -64,8 +64,8 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
     profile: flags.has('--profile'),
     connections: positiveInteger(env, 'BENCH_CONNECTIONS', 50),
     warmupSeconds: positiveInteger(env, 'BENCH_WARMUP', quick ? 1 : 3),
-    durationSeconds: positiveInteger(env, 'BENCH_DURATION', quick ? 2 : 10),
-    rounds: positiveInteger(env, 'BENCH_ROUNDS', quick ? 1 : 5),
+    durationSeconds: positiveInteger(env, 'BENCH_DURATION', quick ? 2 : 6),
+    rounds: positiveInteger(env, 'BENCH_ROUNDS', quick ? 1 : 9),
     pauseMs: quick ? 200 : 1000,
     stormRequests: positiveInteger(env, 'BENCH_STORM_REQUESTS', 200),
     stormProbeRequests: positiveInteger(env, 'BENCH_STORM_PROBE', 10),
