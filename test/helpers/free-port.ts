@@ -19,6 +19,8 @@ function lowestEphemeralPort (): number {
 
 const LOWEST = 10_000
 const ATTEMPTS = 50
+/** Shares the range is cut into when tests run in vitest's workers (our configs run at most 2 at once). */
+const SHARES = 4
 
 function bindable (port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -42,15 +44,34 @@ function anyPort (): Promise<number> {
 }
 
 /**
+ * This process's share of the ports below the ephemeral range. Test files run in parallel
+ * workers, and each picks ports some time before its servers bind them; two workers drawing
+ * from one range hand out the same port now and then. vitest numbers its workers
+ * (VITEST_POOL_ID, from 1), so each gets a range of its own.
+ */
+function shareOf (low: number): { from: number, size: number } {
+  const pool = Number(process.env.VITEST_POOL_ID)
+  if (!Number.isInteger(pool) || pool < 1) return { from: LOWEST, size: low - LOWEST }
+  const size = Math.floor((low - LOWEST) / SHARES)
+  return { from: LOWEST + ((pool - 1) % SHARES) * size, size }
+}
+
+/** Ports this process has handed out: never twice, though none is bound yet. */
+const handedOut = new Set<number>()
+
+/**
  * A TCP port on 127.0.0.1 that was free a moment ago, chosen at random below
  * the ephemeral range, where no outgoing connection takes it before it is used.
  */
 export async function freePort (): Promise<number> {
   const low = lowestEphemeralPort()
-  if (low - LOWEST >= 1000) {
+  const { from, size } = shareOf(low)
+  if (size >= 1000) {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const port = LOWEST + Math.floor(Math.random() * (low - LOWEST))
-      if (await bindable(port)) return port
+      const port = from + Math.floor(Math.random() * size)
+      if (handedOut.has(port) || !(await bindable(port))) continue
+      handedOut.add(port)
+      return port
     }
   }
   return anyPort()
