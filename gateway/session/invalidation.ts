@@ -33,9 +33,10 @@ const HEARTBEAT_MS = 1000
  * Subscribes a dedicated connection and keeps the cache's trust tied to it:
  * trusted only once subscribed, distrusted the moment the connection wavers —
  * including a connection that stays open but stops answering (a partition or
- * a frozen Redis), which a heartbeat PING detects.
+ * a frozen Redis), which a heartbeat PING detects. `onMessage` hears every
+ * message after the cache has applied it (open WebSockets re-check their
+ * sessions; instances waiting for another's refresh wake up).
  */
-/** `onMessage` hears every message after the cache has applied it (open WebSockets re-check their sessions). */
 export function subscribeInvalidations (connection: RedisConnection, cache: SessionCache, onError: (error: unknown) => void, onMessage?: (message: string) => void): InvalidationSubscriber {
   const subscriber = connection.duplicate()
   let closed = false

@@ -56,7 +56,7 @@ function shareOf (low: number): { from: number, size: number } {
   return { from: LOWEST + ((pool - 1) % SHARES) * size, size }
 }
 
-/** Ports this process has handed out: never twice, though none is bound yet. */
+/** Ports this process has handed out. Two picks made before either is bound would both pass the bind check. */
 const handedOut = new Set<number>()
 
 /**
