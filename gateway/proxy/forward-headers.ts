@@ -41,11 +41,11 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: F
 const OURS = new Set(Object.keys(API_SECURITY_HEADERS))
 
 // Not allowed in a header value (RFC 9110 §5.5); Node refuses to send them and would fail the answer.
-const INVALID_VALUE_CHARS = /[^\t\x20-\x7E\x80-\xFF]/g
+const INVALID_VALUE_CHAR = /[^\t\x20-\x7E\x80-\xFF]/
+const INVALID_VALUE_CHARS = new RegExp(INVALID_VALUE_CHAR.source, 'g')
 
 function sanitised (value: string): string {
-  INVALID_VALUE_CHARS.lastIndex = 0
-  return INVALID_VALUE_CHARS.test(value) ? value.replace(INVALID_VALUE_CHARS, '') : value
+  return INVALID_VALUE_CHAR.test(value) ? value.replace(INVALID_VALUE_CHARS, '') : value
 }
 
 /**
