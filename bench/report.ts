@@ -14,14 +14,15 @@ export interface ContenderResult {
   key: ContenderKey
   name: string
   warmup: LoadResult
-  rounds: LoadResult[]
-  /** Median of rounds, each metric on its own. */
+  /** Every measured load run in order: one per round, or for (b) and (d) one per slice. */
+  runs: LoadResult[]
+  /** Median of runs, each metric on its own. */
   requestsPerSecond: number
   p50Ms: number
   p99Ms: number
-  /** Non-2xx, socket errors, timeouts and wrong bodies, over all measured rounds. */
+  /** Non-2xx, socket errors, timeouts and wrong bodies, over all measured runs. */
   errors: number
-  /** Milliseconds of garbage collection per 1 000 requests, round by round, where the contender reports it. */
+  /** Milliseconds of garbage collection per 1 000 requests, run by run, where the contender reports it. */
   gcMsPer1000Requests?: number[]
   /** Ratios to the bare proxy (b). */
   throughputVsBare: number
@@ -38,7 +39,7 @@ export interface TargetCheck {
 
 export interface BenchReport {
   machine: MachineInfo
-  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick'>
+  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'sliceSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick'>
   contenders: ContenderResult[]
   targets: TargetCheck[]
   storm?: StormRound[]
@@ -49,17 +50,17 @@ function failures (result: LoadResult): number {
   return result.non2xx + result.errors + result.mismatches
 }
 
-export function summarise (key: ContenderKey, name: string, warmup: LoadResult, rounds: LoadResult[], gcMsPer1000Requests?: number[]): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
+export function summarise (key: ContenderKey, name: string, warmup: LoadResult, runs: LoadResult[], gcMsPer1000Requests?: number[]): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
   return {
     key,
     name,
     warmup,
-    rounds,
+    runs,
     ...(gcMsPer1000Requests && gcMsPer1000Requests.length > 0 ? { gcMsPer1000Requests } : {}),
-    requestsPerSecond: median(rounds.map(r => r.requestsPerSecond)),
-    p50Ms: median(rounds.map(r => r.p50Ms)),
-    p99Ms: median(rounds.map(r => r.p99Ms)),
-    errors: rounds.reduce((sum, r) => sum + failures(r), 0),
+    requestsPerSecond: median(runs.map(r => r.requestsPerSecond)),
+    p50Ms: median(runs.map(r => r.p50Ms)),
+    p99Ms: median(runs.map(r => r.p99Ms)),
+    errors: runs.reduce((sum, r) => sum + failures(r), 0),
   }
 }
 
@@ -119,16 +120,16 @@ export function machineLine (machine: MachineInfo): string {
     (machine.loadAverageAfterRounds === undefined ? '' : `, after the rounds ${machine.loadAverageAfterRounds} (the bench itself accounts for about 2)`)
 }
 
-/** The gateway's ratios to the bare proxy within each round: both ran minutes apart at most, so drift cancels. */
-export function roundRatios (results: ContenderResult[]): string {
+/** The gateway's ratios to the bare proxy slice by slice: the two slices of a pair ran back to back. */
+export function pairRatios (results: ContenderResult[]): string {
   const bare = results.find(r => r.key === 'b')
   const gateway = results.find(r => r.key === 'd')
   if (!bare || !gateway) return ''
-  const throughput = gateway.rounds.map((r, i) => r.requestsPerSecond / (bare.rounds[i]?.requestsPerSecond ?? Number.NaN))
-  const p99 = gateway.rounds.map((r, i) => r.p99Ms / (bare.rounds[i]?.p99Ms ?? Number.NaN))
-  // The two ran back to back in each round, so these pairs share the machine's state: on a VM whose
-  // speed drifts, their median is steadier than the ratio of the table's medians (the targets' figure).
-  return `Gateway ÷ bare proxy round by round: throughput ${throughput.map(ratio).join(', ')} (median ${ratio(median(throughput))}); ` +
+  const throughput = gateway.runs.map((r, i) => r.requestsPerSecond / (bare.runs[i]?.requestsPerSecond ?? Number.NaN))
+  const p99 = gateway.runs.map((r, i) => r.p99Ms / (bare.runs[i]?.p99Ms ?? Number.NaN))
+  // Each pair shares the machine's state, so on a VM whose speed drifts the spread of these ratios
+  // shows how far one pair can be trusted; the targets' figure is the ratio of the table's medians.
+  return `Gateway ÷ bare proxy, pair by pair of slices: throughput ${throughput.map(ratio).join(', ')} (median ${ratio(median(throughput))}); ` +
     `p99 ${p99.map(ratio).join(', ')} (median ${ratio(median(p99))}).`
 }
 
@@ -139,10 +140,10 @@ export function roundRatios (results: ContenderResult[]): string {
  */
 export function gcLine (results: ContenderResult[]): string {
   const gateway = results.find(r => r.key === 'd')
-  const rounds = gateway?.gcMsPer1000Requests
-  if (!rounds || rounds.length === 0) return ''
-  return `Garbage collection in the gateway (its own \`bff_nodejs_gc_duration_seconds\`): ${ms(median(rounds))} ms per 1 000 requests ` +
-    `(median; round by round ${rounds.map(ms).join(', ')}).`
+  const runs = gateway?.gcMsPer1000Requests
+  if (!runs || runs.length === 0) return ''
+  return `Garbage collection in the gateway (its own \`bff_nodejs_gc_duration_seconds\`): ${ms(median(runs))} ms per 1 000 requests ` +
+    `(median; slice by slice ${runs.map(ms).join(', ')}).`
 }
 
 function bursts (rounds: StormRound[]): Array<{ label: string, burst: ExpiredBurstReport }> {
@@ -210,13 +211,14 @@ export function markdown (report: BenchReport): string {
     `# Gateway benchmark${s.quick ? ' (quick smoke run: numbers not meaningful)' : ''}`,
     '',
     `\`npm run bench${s.quick ? ' -- --quick' : ''}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
-      `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} × ${s.durationSeconds} s per contender, rounds interleaved; median of rounds. ` +
+      `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} rounds of ${s.durationSeconds} s per contender, ` +
+      `(b) and (d) each in ${s.sliceSeconds} s slices alternating between the two; median of runs. ` +
       'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server. ' +
       `Gateway LOG_LEVEL=${s.gatewayLogLevel}.`,
     '',
     throughputTable(report.contenders),
     '',
-    roundRatios(report.contenders),
+    pairRatios(report.contenders),
     '',
     gcLine(report.contenders),
     '',

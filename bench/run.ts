@@ -18,8 +18,8 @@ import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
-import { checkTargets, gcLine, machineLine, markdown, profileSection, roundRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
-import { roundOrder } from './schedule.js'
+import { checkTargets, gcLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { roundRuns } from './schedule.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
 
@@ -53,23 +53,24 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
     await sleep(settings.pauseMs)
   }
 
-  const rounds = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
+  const runs = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
   const gc = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
   for (let round = 0; round < settings.rounds; round++) {
-    for (const contender of roundOrder(contenders, round)) {
+    for (const { contender, seconds } of roundRuns(contenders, round, settings.durationSeconds, settings.sliceSeconds)) {
       const gcBefore = await contender.gcSeconds?.()
-      const result = await run(contender, settings.durationSeconds)
+      const result = await run(contender, seconds)
       const gcAfter = await contender.gcSeconds?.()
       const gcMs = gcBefore !== undefined && gcAfter !== undefined && result.total > 0
         ? (gcAfter - gcBefore) * 1e6 / result.total
         : undefined
       if (gcMs !== undefined) gc.get(contender.key)?.push(gcMs)
-      log(`round ${round + 1}/${settings.rounds} ${contender.name}: ${describeRun(result)}${gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms per 1000 requests`}`)
-      rounds.get(contender.key)?.push(result)
+      const slice = seconds < settings.durationSeconds ? ` (${seconds} s slice)` : ''
+      log(`round ${round + 1}/${settings.rounds} ${contender.name}${slice}: ${describeRun(result)}${gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms per 1000 requests`}`)
+      runs.get(contender.key)?.push(result)
       await sleep(settings.pauseMs)
     }
   }
-  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, rounds.get(c.key) ?? [], gc.get(c.key))))
+  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, runs.get(c.key) ?? [], gc.get(c.key))))
 }
 
 /** The main thread's profile: tsx's loader thread writes one too (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile). */
@@ -112,7 +113,8 @@ async function main (): Promise<number> {
   }
   const machine = describeMachine()
   log(`machine: ${machineLine(machine)}`)
-  log(`load: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up, ${settings.rounds} × ${settings.durationSeconds} s per contender`)
+  log(`load: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up, ${settings.rounds} × ${settings.durationSeconds} s per contender, ` +
+    `(b) and (d) in alternating ${settings.sliceSeconds} s slices`)
 
   const report: BenchReport = {
     machine,
@@ -121,6 +123,7 @@ async function main (): Promise<number> {
       connections: settings.connections,
       warmupSeconds: settings.warmupSeconds,
       durationSeconds: settings.durationSeconds,
+      sliceSeconds: settings.sliceSeconds,
       rounds: settings.rounds,
       gatewayLogLevel: settings.gatewayLogLevel,
     },
@@ -150,7 +153,7 @@ async function main (): Promise<number> {
     log('')
     log(throughputTable(report.contenders))
     log('')
-    log(roundRatios(report.contenders))
+    log(pairRatios(report.contenders))
     log(gcLine(report.contenders))
     log('')
     log(targetLines(report.targets))

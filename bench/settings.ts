@@ -11,6 +11,11 @@ export interface BenchSettings {
   connections: number
   warmupSeconds: number
   durationSeconds: number
+  /**
+   * (b) and (d) run each round's duration as alternating slices of this many
+   * seconds, so both meet the same machine state (see schedule.ts).
+   */
+  sliceSeconds: number
   rounds: number
   /** Pause between two load runs, so sockets of the last one are gone. */
   pauseMs: number
@@ -32,7 +37,8 @@ export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile]
   --profile    afterwards, run the gateway once more under --cpu-prof and list its top self-time functions
 
 environment (seconds unless noted):
-  BENCH_DURATION (6)  BENCH_ROUNDS (9)  BENCH_WARMUP (3)  BENCH_CONNECTIONS (50)
+  BENCH_DURATION (6)  BENCH_SLICE (2, must divide BENCH_DURATION)  BENCH_ROUNDS (9)
+  BENCH_WARMUP (3)  BENCH_CONNECTIONS (50)
   BENCH_STORM_REQUESTS (200)  BENCH_STORM_PROBE (10)  BENCH_STORM_ROUNDS (3)  BENCH_STORM_TTL (3)
   BENCH_GATEWAY_LOG_LEVEL (warn)`
 
@@ -58,13 +64,19 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
   const quick = flags.has('--quick')
   const gatewayLogLevel = env.BENCH_GATEWAY_LOG_LEVEL || 'warn'
   if (!LOG_LEVELS.has(gatewayLogLevel)) throw new SettingsError(`BENCH_GATEWAY_LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
+  const durationSeconds = positiveInteger(env, 'BENCH_DURATION', quick ? 2 : 6)
+  const sliceSeconds = positiveInteger(env, 'BENCH_SLICE', 2)
+  if (durationSeconds % sliceSeconds !== 0) {
+    throw new SettingsError(`BENCH_SLICE (${sliceSeconds}) must divide BENCH_DURATION (${durationSeconds}) into whole slices`)
+  }
   return {
     quick,
     storm: !flags.has('--no-storm'),
     profile: flags.has('--profile'),
     connections: positiveInteger(env, 'BENCH_CONNECTIONS', 50),
     warmupSeconds: positiveInteger(env, 'BENCH_WARMUP', quick ? 1 : 3),
-    durationSeconds: positiveInteger(env, 'BENCH_DURATION', quick ? 2 : 6),
+    durationSeconds,
+    sliceSeconds,
     rounds: positiveInteger(env, 'BENCH_ROUNDS', quick ? 1 : 9),
     pauseMs: quick ? 200 : 1000,
     stormRequests: positiveInteger(env, 'BENCH_STORM_REQUESTS', 200),
