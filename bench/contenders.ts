@@ -70,6 +70,12 @@ export async function bareProxy (stubUrl: string): Promise<Contender> {
   return fromChild(child, 'b', '(b) bare @fastify/http-proxy', {})
 }
 
+/** For `--control`: the bare proxy once more, in (d)'s place, so (d) ÷ (b) shows what noise alone does. */
+export async function secondBareProxy (stubUrl: string): Promise<Contender> {
+  const child = await startChild('contender-bare-proxy', { env: { BENCH_UPSTREAM: stubUrl } })
+  return fromChild(child, 'd', '(d) control: a second bare @fastify/http-proxy', {})
+}
+
 export async function expressStack (stubUrl: string, redisUrl: string): Promise<Contender> {
   const child = await startChild('contender-express', { env: { BENCH_UPSTREAM: stubUrl, BENCH_REDIS_URL: redisUrl } })
   try {

@@ -14,7 +14,7 @@ export interface ContenderResult {
   key: ContenderKey
   name: string
   warmup: LoadResult
-  /** Every measured load run in order: one per round, or for (b) and (d) one per slice. */
+  /** Every measured load run (slice) in order. */
   runs: LoadResult[]
   /** Median of runs, each metric on its own. */
   requestsPerSecond: number
@@ -39,7 +39,7 @@ export interface TargetCheck {
 
 export interface BenchReport {
   machine: MachineInfo
-  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'sliceSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick'>
+  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'sliceSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick' | 'control'>
   contenders: ContenderResult[]
   targets: TargetCheck[]
   storm?: StormRound[]
@@ -129,7 +129,7 @@ export function pairRatios (results: ContenderResult[]): string {
   const p99 = gateway.runs.map((r, i) => r.p99Ms / (bare.runs[i]?.p99Ms ?? Number.NaN))
   // Each pair shares the machine's state, so on a VM whose speed drifts the spread of these ratios
   // shows how far one pair can be trusted; the targets' figure is the ratio of the table's medians.
-  return `Gateway ÷ bare proxy, pair by pair of slices: throughput ${throughput.map(ratio).join(', ')} (median ${ratio(median(throughput))}); ` +
+  return `(d) ÷ (b), pair by pair of slices: throughput ${throughput.map(ratio).join(', ')} (median ${ratio(median(throughput))}); ` +
     `p99 ${p99.map(ratio).join(', ')} (median ${ratio(median(p99))}).`
 }
 
@@ -205,16 +205,22 @@ export function profileSection (profile: ProfileSummary, subject = 'contender (d
   return lines.join('\n')
 }
 
+function flags (settings: BenchReport['settings']): string {
+  const given = [settings.quick ? '--quick' : '', settings.control ? '--control' : ''].filter(Boolean)
+  return given.length > 0 ? ` -- ${given.join(' ')}` : ''
+}
+
 export function markdown (report: BenchReport): string {
   const s = report.settings
   const parts = [
-    `# Gateway benchmark${s.quick ? ' (quick smoke run: numbers not meaningful)' : ''}`,
+    `# Gateway benchmark${s.quick ? ' (quick smoke run: numbers not meaningful)' : ''}` +
+      (s.control ? ' (control run: (d) is a second bare proxy, so (d) ÷ (b) is the machine\'s noise alone)' : ''),
     '',
-    `\`npm run bench${s.quick ? ' -- --quick' : ''}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
+    `\`npm run bench${flags(s)}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
       `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} rounds of ${s.durationSeconds} s per contender, ` +
-      `(b) and (d) each in ${s.sliceSeconds} s slices alternating between the two; median of runs. ` +
-      'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server. ' +
-      `Gateway LOG_LEVEL=${s.gatewayLogLevel}.`,
+      `in ${s.sliceSeconds} s slices, one of each contender in turn (a b d c, then c d b a, …); median of slices. ` +
+      'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server.' +
+      (s.control ? '' : ` Gateway LOG_LEVEL=${s.gatewayLogLevel}.`),
     '',
     throughputTable(report.contenders),
     '',
@@ -222,10 +228,7 @@ export function markdown (report: BenchReport): string {
     '',
     gcLine(report.contenders),
     '',
-    'Targets (reported, not asserted):',
-    '',
-    targetLines(report.targets),
-    '',
+    ...report.targets.length > 0 ? ['Targets (reported, not asserted):', '', targetLines(report.targets), ''] : [],
     `Machine: ${machineLine(report.machine)}`,
   ]
   if (report.storm && report.storm.length > 0) {
@@ -248,5 +251,6 @@ export function markdown (report: BenchReport): string {
     )
   }
   if (report.profile) parts.push('', '## Where the gateway\'s time goes', '', profileSection(report.profile))
-  return `${parts.join('\n')}\n`
+  // An empty part (no GC line in a control run) must not leave a gap of blank lines.
+  return `${parts.join('\n').replace(/\n{3,}/g, '\n\n')}\n`
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startRedisServer } from '../test/helpers/redis-server.js'
-import { assertServes, bareProxy, directUpstream, expressStack, gatewayContender, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
+import { assertServes, bareProxy, directUpstream, expressStack, gatewayContender, secondBareProxy, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
 import { summariseProfile, type ProfileSummary } from './cpu-profile.js'
 import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
@@ -64,8 +64,7 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
         ? (gcAfter - gcBefore) * 1e6 / result.total
         : undefined
       if (gcMs !== undefined) gc.get(contender.key)?.push(gcMs)
-      const slice = seconds < settings.durationSeconds ? ` (${seconds} s slice)` : ''
-      log(`round ${round + 1}/${settings.rounds} ${contender.name}${slice}: ${describeRun(result)}${gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms per 1000 requests`}`)
+      log(`round ${round + 1}/${settings.rounds} ${contender.name}, ${seconds} s: ${describeRun(result)}${gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms per 1000 requests`}`)
       runs.get(contender.key)?.push(result)
       await sleep(settings.pauseMs)
     }
@@ -114,12 +113,13 @@ async function main (): Promise<number> {
   const machine = describeMachine()
   log(`machine: ${machineLine(machine)}`)
   log(`load: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up, ${settings.rounds} × ${settings.durationSeconds} s per contender, ` +
-    `(b) and (d) in alternating ${settings.sliceSeconds} s slices`)
+    `in ${settings.sliceSeconds} s slices, one of each contender in turn`)
 
   const report: BenchReport = {
     machine,
     settings: {
       quick: settings.quick,
+      control: settings.control,
       connections: settings.connections,
       warmupSeconds: settings.warmupSeconds,
       durationSeconds: settings.durationSeconds,
@@ -142,23 +142,29 @@ async function main (): Promise<number> {
     contenders.push(directUpstream(stub.url))
     contenders.push(await bareProxy(stub.url))
     contenders.push(await expressStack(stub.url, redis.url))
-    const gateway = await gatewayContender({ stubUrl: stub.url, redisUrl: redis.url, logLevel: settings.gatewayLogLevel })
-    contenders.push(gateway)
+    const gateway = settings.control
+      ? undefined
+      : await gatewayContender({ stubUrl: stub.url, redisUrl: redis.url, logLevel: settings.gatewayLogLevel })
+    contenders.push(gateway ?? await secondBareProxy(stub.url))
     for (const contender of contenders) await assertServes(contender)
     log('every contender serves GET /orders with a bearer token; measuring')
 
     report.contenders = await measure(settings, load, contenders)
     report.machine.loadAverageAfterRounds = loadAverageNow()
-    report.targets = checkTargets(report.contenders)
+    // A control run's (d) is not the gateway: there is nothing to check.
+    report.targets = settings.control ? [] : checkTargets(report.contenders)
     log('')
     log(throughputTable(report.contenders))
     log('')
     log(pairRatios(report.contenders))
-    log(gcLine(report.contenders))
-    log('')
-    log(targetLines(report.targets))
+    const gc = gcLine(report.contenders)
+    if (gc) log(gc)
+    if (report.targets.length > 0) {
+      log('')
+      log(targetLines(report.targets))
+    }
 
-    if (settings.profile) {
+    if (settings.profile && gateway) {
       report.profile = await profileGateway(settings, load, gateway)
       log('')
       log(profileSection(report.profile))

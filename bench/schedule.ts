@@ -1,38 +1,37 @@
 /**
- * What runs when, round by round. (b) and (d) share each round's time in
- * slices that alternate between them (b d, d b, b d, …), so each slice of one
- * has a slice of the other right beside it. This VM's speed changes by up to
- * half for stretches of ten seconds or more, on its own and for every process
- * alike (two identical bare proxies measured this way differ by up to 25 % in
- * a single 6 s round): only pairs close in time compare the two fairly. Which
- * of them opens a round alternates too, so neither is always the one that
- * meets a machine slowing down or speeding up. The others run one whole round
- * each, and they and the pair rotate, so drift hits every contender alike.
+ * What runs when. Every contender runs in short slices, and the slices go in
+ * groups of one slice each, in the order a b d c, then c d b a, then a b d c
+ * again, and so on. (b) and (d) are always side by side, and (d) always beside
+ * (c): each ratio the targets are about compares slices run seconds apart.
+ * The order flips from group to group, so none of them is always the one that
+ * meets a machine slowing down or speeding up, and a steady drift cancels.
+ *
+ * Why this matters here: this VM's speed changes on its own, for every process
+ * alike, by up to a factor of two for stretches of seconds to minutes. Whole
+ * rounds of several seconds per contender could land the gateway's in a slow
+ * stretch and the bare proxy's outside it (`npm run bench -- --control` shows
+ * how far two identical bare proxies drift apart).
  */
 import type { ContenderKey } from './contenders.js'
 
-const PAIRED: readonly ContenderKey[] = ['b', 'd']
+/** A group in its first form; every other group runs reversed. */
+const GROUP_ORDER: readonly ContenderKey[] = ['a', 'b', 'd', 'c']
 
 export interface ScheduledRun<T> {
   contender: T
   seconds: number
 }
 
+/** The runs of one round: every contender for `durationSeconds`, in slices of `sliceSeconds`. */
 export function roundRuns<T extends { key: ContenderKey }> (
   contenders: readonly T[], round: number, durationSeconds: number, sliceSeconds: number
 ): Array<ScheduledRun<T>> {
-  const pair = contenders.filter(c => PAIRED.includes(c.key))
-  const units: Array<Array<ScheduledRun<T>>> = contenders
-    .filter(c => !PAIRED.includes(c.key))
-    .map(contender => [{ contender, seconds: durationSeconds }])
-  if (pair.length > 0) {
-    const slices: Array<ScheduledRun<T>> = []
-    for (let slice = 0; slice < durationSeconds / sliceSeconds; slice++) {
-      const order = (round + slice) % 2 === 0 ? pair : [...pair].reverse()
-      for (const contender of order) slices.push({ contender, seconds: sliceSeconds })
-    }
-    units.push(slices)
+  const group = [...contenders].sort((x, y) => GROUP_ORDER.indexOf(x.key) - GROUP_ORDER.indexOf(y.key))
+  const slices = durationSeconds / sliceSeconds
+  const runs: Array<ScheduledRun<T>> = []
+  for (let slice = 0; slice < slices; slice++) {
+    const order = (round * slices + slice) % 2 === 0 ? group : [...group].reverse()
+    for (const contender of order) runs.push({ contender, seconds: sliceSeconds })
   }
-  const shift = round % units.length
-  return [...units.slice(shift), ...units.slice(0, shift)].flat()
+  return runs
 }

@@ -1,19 +1,22 @@
 /**
  * Command-line flags and BENCH_* variables, validated once. Every duration is
  * in seconds. `--quick` is a smoke run: short rounds, one storm, results
- * written beside (not over) the full run's.
+ * written beside (not over) the full run's. `--control` measures the bench
+ * itself: (d) is a second bare proxy, so every difference from (b) is noise.
  */
 
 export interface BenchSettings {
   quick: boolean
+  /** (d) is a second bare proxy instead of the gateway: an A/A run showing the machine's noise. */
+  control: boolean
   storm: boolean
   profile: boolean
   connections: number
   warmupSeconds: number
   durationSeconds: number
   /**
-   * (b) and (d) run each round's duration as alternating slices of this many
-   * seconds, so both meet the same machine state (see schedule.ts).
+   * Every contender runs each round's duration in slices of this many seconds,
+   * one slice of each in turn, so all meet the same machine state (schedule.ts).
    */
   sliceSeconds: number
   rounds: number
@@ -30,9 +33,11 @@ export interface BenchSettings {
   resultsName: string
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile]
+export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile] [--control]
 
   --quick      smoke run: 1 s warm-up, 1 round of 2 s, one storm; writes bench/results/quick.{json,md}
+  --control    A/A run: (d) is a second bare proxy instead of the gateway, no storm; the ratios of
+               (d) to (b) are then the machine's noise. Writes bench/results/control.{json,md}
   --no-storm   skip the refresh-storm scenario
   --profile    afterwards, run the gateway once more under --cpu-prof and list its top self-time functions
 
@@ -58,10 +63,12 @@ function positiveInteger (env: Record<string, string | undefined>, name: string,
 export function parseSettings (argv: readonly string[], env: Record<string, string | undefined>): BenchSettings {
   const flags = new Set<string>()
   for (const arg of argv) {
-    if (!['--quick', '--no-storm', '--profile'].includes(arg)) throw new SettingsError(`unknown argument ${arg}\n${USAGE}`)
+    if (!['--quick', '--no-storm', '--profile', '--control'].includes(arg)) throw new SettingsError(`unknown argument ${arg}\n${USAGE}`)
     flags.add(arg)
   }
   const quick = flags.has('--quick')
+  const control = flags.has('--control')
+  if (control && flags.has('--profile')) throw new SettingsError('--profile profiles the gateway, which a --control run does not start')
   const gatewayLogLevel = env.BENCH_GATEWAY_LOG_LEVEL || 'warn'
   if (!LOG_LEVELS.has(gatewayLogLevel)) throw new SettingsError(`BENCH_GATEWAY_LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
   const durationSeconds = positiveInteger(env, 'BENCH_DURATION', quick ? 2 : 6)
@@ -71,19 +78,20 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
   }
   return {
     quick,
-    storm: !flags.has('--no-storm'),
+    control,
+    storm: !flags.has('--no-storm') && !control,
     profile: flags.has('--profile'),
     connections: positiveInteger(env, 'BENCH_CONNECTIONS', 50),
     warmupSeconds: positiveInteger(env, 'BENCH_WARMUP', quick ? 1 : 3),
     durationSeconds,
     sliceSeconds,
     rounds: positiveInteger(env, 'BENCH_ROUNDS', quick ? 1 : 9),
-    pauseMs: quick ? 200 : 1000,
+    pauseMs: quick ? 200 : 500,
     stormRequests: positiveInteger(env, 'BENCH_STORM_REQUESTS', 200),
     stormProbeRequests: positiveInteger(env, 'BENCH_STORM_PROBE', 10),
     stormRounds: positiveInteger(env, 'BENCH_STORM_ROUNDS', quick ? 1 : 3),
     stormTokenTtlSeconds: positiveInteger(env, 'BENCH_STORM_TTL', 3),
     gatewayLogLevel,
-    resultsName: quick ? 'quick' : 'latest',
+    resultsName: control ? 'control' : quick ? 'quick' : 'latest',
   }
 }
