@@ -3,10 +3,13 @@
  * environment loader `gateway/server.ts` uses. The orchestrator passes the
  * environment (Redis store, the bench IdP, a policy pointing at the stub).
  */
+import { applyRuntimeFlags } from '../gateway/runtime-flags.js'
 import { loadConfig } from '../gateway/config.js'
 import { buildApp } from '../gateway/app.js'
 import { announceReady, closeOnStop } from './child-side.js'
 
+// As server.ts does first.
+applyRuntimeFlags()
 const config = await loadConfig(process.env)
 const gateway = await buildApp(config)
 const addresses = await gateway.listen()

@@ -5,6 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import { startIdentityProvider, type IdentityProvider } from '../upstream-mock/idp.js'
 import { freePort } from '../test/helpers/free-port.js'
 import { examplePolicy, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET } from '../test/helpers/gateway.js'
@@ -23,6 +24,8 @@ export interface Contender {
   headers: Record<string, string>
   /** Seconds the contender's process has spent in garbage collection so far, where it reports that. */
   gcSeconds?: () => Promise<number>
+  /** Commands the Redis it uses has processed so far (shared with (c), idle meanwhile), where it reports them. */
+  redisCommands?: () => Promise<number>
   close (): Promise<void>
 }
 
@@ -117,8 +120,10 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
   let idp: IdentityProvider | undefined
   let child: BenchChild | undefined
   let closing: Promise<void> | undefined
+  let statsClient: Redis | undefined
   const close = () => {
     closing ??= (async () => {
+      statsClient?.disconnect()
       await child?.stop()
       await idp?.close()
       await rm(dir, { recursive: true, force: true })
@@ -169,6 +174,12 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
       url: `${publicUrl}/api/orders`,
       headers: { ...BROWSER_HEADERS, cookie: `${cookie.name}=${cookie.value}` },
       gcSeconds: () => gcSecondsFromMetrics(`http://127.0.0.1:${adminPort}/metrics`),
+      async redisCommands () {
+        statsClient ??= new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 })
+        const match = /^total_commands_processed:(\d+)/m.exec(await statsClient.info('stats'))
+        if (!match) throw new Error('Redis INFO stats has no total_commands_processed')
+        return Number(match[1])
+      },
       close,
       async restart (nodeArgs) {
         await child?.stop()

@@ -24,6 +24,8 @@ export interface ContenderResult {
   errors: number
   /** Milliseconds of garbage collection per 1 000 requests, run by run, where the contender reports it. */
   gcMsPer1000Requests?: number[]
+  /** Commands its Redis processed per 1 000 requests, run by run, where the contender reports it. */
+  redisCommandsPer1000Requests?: number[]
   /** Ratios to the bare proxy (b). */
   throughputVsBare: number
   p99VsBare: number
@@ -50,13 +52,20 @@ function failures (result: LoadResult): number {
   return result.non2xx + result.errors + result.mismatches
 }
 
-export function summarise (key: ContenderKey, name: string, warmup: LoadResult, runs: LoadResult[], gcMsPer1000Requests?: number[]): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
+export interface RunCounters {
+  gcMsPer1000Requests?: number[] | undefined
+  redisCommandsPer1000Requests?: number[] | undefined
+}
+
+export function summarise (key: ContenderKey, name: string, warmup: LoadResult, runs: LoadResult[], counters: RunCounters = {}): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
+  const { gcMsPer1000Requests, redisCommandsPer1000Requests } = counters
   return {
     key,
     name,
     warmup,
     runs,
     ...(gcMsPer1000Requests && gcMsPer1000Requests.length > 0 ? { gcMsPer1000Requests } : {}),
+    ...(redisCommandsPer1000Requests && redisCommandsPer1000Requests.length > 0 ? { redisCommandsPer1000Requests } : {}),
     requestsPerSecond: median(runs.map(r => r.requestsPerSecond)),
     p50Ms: median(runs.map(r => r.p50Ms)),
     p99Ms: median(runs.map(r => r.p99Ms)),
@@ -146,6 +155,17 @@ export function gcLine (results: ContenderResult[]): string {
     `(median; slice by slice ${runs.map(ms).join(', ')}).`
 }
 
+/**
+ * Redis commands per 1 000 gateway requests. With the session cache trusted, a signed-in call
+ * costs none (the heartbeat's PING and the occasional activity touch are all there is); a
+ * thousand or more means every request read its session from Redis: the cache was not in use.
+ */
+export function redisLine (results: ContenderResult[]): string {
+  const runs = results.find(r => r.key === 'd')?.redisCommandsPer1000Requests
+  if (!runs || runs.length === 0) return ''
+  return `Redis commands per 1 000 gateway requests: ${ms(median(runs))} (median; highest ${ms(Math.max(...runs))}).`
+}
+
 function bursts (rounds: StormRound[]): Array<{ label: string, burst: ExpiredBurstReport }> {
   return rounds.flatMap((round, i) => [
     { label: `${i + 1}: storm`, burst: round.storm },
@@ -227,6 +247,7 @@ export function markdown (report: BenchReport): string {
     pairRatios(report.contenders),
     '',
     gcLine(report.contenders),
+    redisLine(report.contenders),
     '',
     ...report.targets.length > 0 ? ['Targets (reported, not asserted):', '', targetLines(report.targets), ''] : [],
     `Machine: ${machineLine(report.machine)}`,

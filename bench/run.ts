@@ -18,7 +18,7 @@ import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
-import { checkTargets, gcLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { checkTargets, gcLine, redisLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
 import { roundRuns } from './schedule.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
@@ -55,21 +55,36 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
 
   const runs = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
   const gc = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
+  const redisCommands = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
   for (let round = 0; round < settings.rounds; round++) {
     for (const { contender, seconds } of roundRuns(contenders, round, settings.durationSeconds, settings.sliceSeconds)) {
-      const gcBefore = await contender.gcSeconds?.()
+      const before = await readCounters(contender)
       const result = await run(contender, seconds)
-      const gcAfter = await contender.gcSeconds?.()
-      const gcMs = gcBefore !== undefined && gcAfter !== undefined && result.total > 0
-        ? (gcAfter - gcBefore) * 1e6 / result.total
-        : undefined
+      const after = await readCounters(contender)
+      const per1000 = (from?: number, to?: number, scale = 1) =>
+        from !== undefined && to !== undefined && result.total > 0 ? (to - from) * scale * 1000 / result.total : undefined
+      const gcMs = per1000(before.gcSeconds, after.gcSeconds, 1000)
+      // Minus the one INFO command that read the counter.
+      const commands = per1000(before.redisCommands, after.redisCommands === undefined ? undefined : after.redisCommands - 1)
       if (gcMs !== undefined) gc.get(contender.key)?.push(gcMs)
-      log(`round ${round + 1}/${settings.rounds} ${contender.name}, ${seconds} s: ${describeRun(result)}${gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms per 1000 requests`}`)
+      if (commands !== undefined) redisCommands.get(contender.key)?.push(commands)
+      const counters = [
+        gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms`,
+        commands === undefined ? '' : `, ${commands.toFixed(1)} Redis commands`,
+      ].join('')
+      log(`round ${round + 1}/${settings.rounds} ${contender.name}, ${seconds} s: ${describeRun(result)}${counters ? `${counters} per 1000 requests` : ''}`)
       runs.get(contender.key)?.push(result)
       await sleep(settings.pauseMs)
     }
   }
-  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, runs.get(c.key) ?? [], gc.get(c.key))))
+  return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, runs.get(c.key) ?? [], {
+    gcMsPer1000Requests: gc.get(c.key),
+    redisCommandsPer1000Requests: redisCommands.get(c.key),
+  })))
+}
+
+async function readCounters (contender: Contender): Promise<{ gcSeconds?: number, redisCommands?: number }> {
+  return { gcSeconds: await contender.gcSeconds?.(), redisCommands: await contender.redisCommands?.() }
 }
 
 /** The main thread's profile: tsx's loader thread writes one too (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile). */
@@ -157,8 +172,7 @@ async function main (): Promise<number> {
     log(throughputTable(report.contenders))
     log('')
     log(pairRatios(report.contenders))
-    const gc = gcLine(report.contenders)
-    if (gc) log(gc)
+    for (const line of [gcLine(report.contenders), redisLine(report.contenders)]) if (line) log(line)
     if (report.targets.length > 0) {
       log('')
       log(targetLines(report.targets))

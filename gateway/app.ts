@@ -144,6 +144,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const audit = createAudit(app.log, metrics)
 
   metrics.trackSessions(() => store.countSessions())
+  if (cache) metrics.trackSessionCache(cache)
   watchRedisConnection(created.redis, app.log)
   if (store.kind === 'memory') {
     app.log.warn('SESSION_STORE=memory: sessions live in this process only; use Redis for more than one instance or a restart-proof demo')

@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   storeErrors: Counter
   /** Reports the number of stored sessions at scrape time (cached briefly: counting can scan). */
   trackSessions (count: () => Promise<number>): void
+  /** Reports at scrape time whether the session cache is trusted (its invalidation channel up). */
+  trackSessionCache (cache: { readonly trusted: boolean }): void
 }
 
 const SESSION_COUNT_CACHE_MS = 15_000
@@ -83,6 +85,15 @@ export function createMetrics (): GatewayMetrics {
           }
           if (cached) this.set(cached.value)
         },
+      })
+    },
+    trackSessionCache (cache) {
+      // eslint-disable-next-line no-new -- registered with the registry, which keeps it
+      new Gauge({
+        name: 'bff_session_cache_trusted',
+        help: '1 while the in-process session cache is in use; 0 while its invalidation channel is down and every request reads the store',
+        registers,
+        collect () { this.set(cache.trusted ? 1 : 0) },
       })
     },
   }

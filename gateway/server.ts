@@ -2,10 +2,12 @@
  * Process edge: environment → config → gateway → listeners; signals and a
  * graceful close. The only file that reads `process.env`.
  */
+import { applyRuntimeFlags } from './runtime-flags.js'
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js'
 import { buildApp } from './app.js'
 
 async function main (): Promise<void> {
+  applyRuntimeFlags()
   let config: GatewayConfig
   try {
     config = await loadConfig(process.env)

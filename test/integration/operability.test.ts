@@ -21,6 +21,7 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^bff_http_requests_total\{route="\/api\/\*",method="GET",status="200"\} \d+/m)
     expect(text).toMatch(/^bff_upstream_duration_seconds_bucket\{.*upstream="\/api".*\} \d+/m)
     expect(text).toMatch(/^bff_sessions [1-9]\d*$/m)
+    expect(text).toMatch(/^bff_session_cache_trusted 1$/m)
     expect(text).toMatch(/^bff_audit_events_total\{event="login",reason=""\} [1-9]/m)
     for (const name of ['bff_token_refresh_attempts_total', 'bff_token_refresh_failures_total', 'bff_token_refresh_lock_waits_total', 'bff_token_refresh_duration_seconds', 'bff_session_store_errors_total', 'bff_process_cpu_seconds_total']) {
       expect(text).toContain(`# TYPE ${name}`)
@@ -37,6 +38,8 @@ describe('GET /readyz', () => {
       const notReady = await fetch(`${stack.gateway.adminUrl}/readyz`)
       expect(notReady.status).toBe(503)
       expect(await notReady.json()).toMatchObject({ checks: { sessionStore: 'unavailable', identityProvider: 'ok' } })
+      // Without its invalidation channel the cache is dropped, and the metric says so.
+      expect(await scrape()).toMatch(/^bff_session_cache_trusted 0$/m)
     } finally {
       await stack.redis!.start()
     }
@@ -47,7 +50,16 @@ describe('GET /readyz', () => {
       if (status !== 200) await new Promise(resolve => setTimeout(resolve, 50))
     }
     expect(status).toBe(200)
-    expect(await scrape()).toMatch(/^bff_session_store_errors_total [1-9]/m)
+    const recovered = await scrape()
+    expect(recovered).toMatch(/^bff_session_store_errors_total [1-9]/m)
+    // Trust returns with the channel: at once on resubscribing, or at the next heartbeat (1 s).
+    let trusted = /^bff_session_cache_trusted 1$/m.test(recovered)
+    const trustDeadline = Date.now() + 3000
+    while (!trusted && Date.now() < trustDeadline) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      trusted = /^bff_session_cache_trusted 1$/m.test(await scrape())
+    }
+    expect(trusted).toBe(true)
   })
 })
 
