@@ -92,6 +92,7 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
     stormRounds: positiveInteger(env, 'BENCH_STORM_ROUNDS', quick ? 1 : 3),
     stormTokenTtlSeconds: positiveInteger(env, 'BENCH_STORM_TTL', 3),
     gatewayLogLevel,
-    resultsName: control ? 'control' : quick ? 'quick' : 'latest',
+    // A quick run never overwrites a full one, a control run's included.
+    resultsName: quick ? 'quick' : control ? 'control' : 'latest',
   }
 }

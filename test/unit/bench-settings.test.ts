@@ -15,6 +15,7 @@ describe('the benchmark settings', () => {
   it('makes --control an A/A run of its own: no storm, its own results file, no profile', () => {
     expect(parseSettings(['--control'], {})).toMatchObject({ control: true, storm: false, resultsName: 'control' })
     expect(() => parseSettings(['--control', '--profile'], {})).toThrow(SettingsError)
+    expect(parseSettings(['--control', '--quick'], {}).resultsName).toBe('quick')
   })
 
   it('refuses unknown arguments and malformed numbers', () => {
