@@ -28,6 +28,8 @@ declare module 'express-session' {
 }
 
 const redis = new Redis(requiredEnv('BENCH_REDIS_URL'))
+// As long as the gateway's, so every contender's upstream request weighs the same.
+const accessToken = requiredEnv('BENCH_TOKEN')
 const app = express()
 app.disable('x-powered-by')
 app.use(session({
@@ -45,7 +47,7 @@ app.post('/login', (req, res, next) => {
     if (error) return next(error)
     req.session.sub = 'alice'
     req.session.roles = ['user']
-    req.session.accessToken = randomBytes(700).toString('base64url')
+    req.session.accessToken = accessToken
     req.session.refreshToken = randomBytes(32).toString('base64url')
     req.session.idToken = randomBytes(700).toString('base64url')
     res.status(204).end()

@@ -2,6 +2,7 @@
  * The four contenders, each started (in its own process but the first) and
  * signed in, ready to be loaded: what URL to hit and with which headers.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -54,12 +55,33 @@ export async function assertServes (contender: Pick<Contender, 'name' | 'url' | 
   }
 }
 
-export function directUpstream (stubUrl: string): Contender {
+/**
+ * The gateway sends the upstream its session's real access token (a JWT from the mock IdP, about
+ * 700 characters); every other contender sends a stand-in as long, so each upstream request weighs
+ * the same and the comparison is of the work, not of the bytes. A control run has no gateway to
+ * measure and uses this length.
+ */
+export const DEFAULT_TOKEN_LENGTH = 694
+
+/** A stand-in token of this length. */
+export function staticToken (length: number): string {
+  return randomBytes(Math.ceil(length * 3 / 4) + 1).toString('base64url').slice(0, length)
+}
+
+/** How long the last token was that reached the stub (after the gateway served a request: the gateway's). */
+export async function lastTokenLength (stubUrl: string): Promise<number> {
+  const response = await fetch(`${stubUrl}/bench/last-token-length`)
+  const { length } = await response.json() as { length: number }
+  if (response.status !== 200 || !(length > 0)) throw new Error(`the stub saw no token (${response.status})`)
+  return length
+}
+
+export function directUpstream (stubUrl: string, token: string): Contender {
   return {
     key: 'a',
     name: '(a) upstream stub, direct',
     url: `${stubUrl}/orders`,
-    headers: { ...BROWSER_HEADERS, authorization: 'Bearer x' },
+    headers: { ...BROWSER_HEADERS, authorization: `Bearer ${token}` },
     close: async () => {},
   }
 }
@@ -68,19 +90,19 @@ function fromChild (child: BenchChild, key: ContenderKey, name: string, headers:
   return { key, name, url: `${child.url}/api/orders`, headers: { ...BROWSER_HEADERS, ...headers }, close: () => child.stop() }
 }
 
-export async function bareProxy (stubUrl: string): Promise<Contender> {
-  const child = await startChild('contender-bare-proxy', { env: { BENCH_UPSTREAM: stubUrl } })
+export async function bareProxy (stubUrl: string, token: string): Promise<Contender> {
+  const child = await startChild('contender-bare-proxy', { env: { BENCH_UPSTREAM: stubUrl, BENCH_TOKEN: token } })
   return fromChild(child, 'b', '(b) bare @fastify/http-proxy', {})
 }
 
 /** For `--control`: the bare proxy once more, in (d)'s place, so (d) ÷ (b) shows what noise alone does. */
-export async function secondBareProxy (stubUrl: string): Promise<Contender> {
-  const child = await startChild('contender-bare-proxy', { env: { BENCH_UPSTREAM: stubUrl } })
+export async function secondBareProxy (stubUrl: string, token: string): Promise<Contender> {
+  const child = await startChild('contender-bare-proxy', { env: { BENCH_UPSTREAM: stubUrl, BENCH_TOKEN: token } })
   return fromChild(child, 'd', '(d) control: a second bare @fastify/http-proxy', {})
 }
 
-export async function expressStack (stubUrl: string, redisUrl: string): Promise<Contender> {
-  const child = await startChild('contender-express', { env: { BENCH_UPSTREAM: stubUrl, BENCH_REDIS_URL: redisUrl } })
+export async function expressStack (stubUrl: string, redisUrl: string, token: string): Promise<Contender> {
+  const child = await startChild('contender-express', { env: { BENCH_UPSTREAM: stubUrl, BENCH_REDIS_URL: redisUrl, BENCH_TOKEN: token } })
   try {
     const response = await fetch(`${child.url}/login`, { method: 'POST', headers: BROWSER_HEADERS })
     const sid = response.headers.getSetCookie().map(line => line.split(';', 1)[0]).find(pair => pair?.startsWith('sid='))

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startRedisServer } from '../test/helpers/redis-server.js'
-import { assertServes, bareProxy, directUpstream, expressStack, gatewayContender, secondBareProxy, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
+import { assertServes, bareProxy, DEFAULT_TOKEN_LENGTH, directUpstream, expressStack, gatewayContender, lastTokenLength, secondBareProxy, staticToken, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
 import { summariseProfile, type ProfileSummary } from './cpu-profile.js'
 import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
@@ -154,13 +154,16 @@ async function main (): Promise<number> {
     stub = await startChild('upstream-stub')
     generator = await startChild('load-generator')
     const load = createLoadClient(generator)
-    contenders.push(directUpstream(stub.url))
-    contenders.push(await bareProxy(stub.url))
-    contenders.push(await expressStack(stub.url, redis.url))
     const gateway = settings.control
       ? undefined
       : await gatewayContender({ stubUrl: stub.url, redisUrl: redis.url, logLevel: settings.gatewayLogLevel })
-    contenders.push(gateway ?? await secondBareProxy(stub.url))
+    if (gateway) await assertServes(gateway)
+    const token = staticToken(gateway ? await lastTokenLength(stub.url) : DEFAULT_TOKEN_LENGTH)
+    log(`(a), (b) and (c) send a bearer token of ${token.length} characters, ${gateway ? 'as long as the gateway\'s access token' : 'the usual length of the gateway\'s'}`)
+    contenders.push(directUpstream(stub.url, token))
+    contenders.push(await bareProxy(stub.url, token))
+    contenders.push(await expressStack(stub.url, redis.url, token))
+    contenders.push(gateway ?? await secondBareProxy(stub.url, token))
     for (const contender of contenders) await assertServes(contender)
     log('every contender serves GET /orders with a bearer token; measuring')
 

@@ -17,10 +17,18 @@ function send (res: ServerResponse, status: number, body: Buffer): void {
   res.end(body)
 }
 
+/** The length of the last token seen, so the bench can give the static-token contenders one as long as the gateway's. */
+let lastTokenLength = 0
+
 const server = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/bench/last-token-length') {
+    return send(res, 200, Buffer.from(JSON.stringify({ length: lastTokenLength })))
+  }
   if (req.method !== 'GET' || req.url !== '/orders') return send(res, 404, notFound)
   // Enough to prove a contender attached a token; verifying it is the real API's job, not the stub's.
-  if (!req.headers.authorization?.startsWith('Bearer ')) return send(res, 401, unauthorized)
+  const authorization = req.headers.authorization
+  if (!authorization?.startsWith('Bearer ')) return send(res, 401, unauthorized)
+  lastTokenLength = authorization.length - 'Bearer '.length
   send(res, 200, ok)
 })
 // Longer than any pause between rounds, so proxies keep their pooled connections.
