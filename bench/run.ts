@@ -150,11 +150,12 @@ async function main (): Promise<number> {
   let stub: BenchChild | undefined
   let generator: BenchChild | undefined
   const contenders: Contender[] = []
+  let gateway: GatewayContender | undefined
   try {
     stub = await startChild('upstream-stub')
     generator = await startChild('load-generator')
     const load = createLoadClient(generator)
-    const gateway = settings.control
+    gateway = settings.control
       ? undefined
       : await gatewayContender({ stubUrl: stub.url, redisUrl: redis.url, logLevel: settings.gatewayLogLevel })
     if (gateway) await assertServes(gateway)
@@ -187,7 +188,8 @@ async function main (): Promise<number> {
       log(profileSection(report.profile))
     }
   } finally {
-    await Promise.allSettled(contenders.map(c => c.close()))
+    // The gateway starts first (the others' token length is measured on it): close it even if they never joined it.
+    await Promise.allSettled([...contenders, ...gateway && !contenders.includes(gateway) ? [gateway] : []].map(c => c.close()))
     await generator?.stop()
     await stub?.stop()
     await redis.close()
