@@ -15,7 +15,7 @@ import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
 import { createSessionCache } from './session/session-cache.js'
 import { createChangeWaiters } from './session/change-waiters.js'
-import { applyInvalidation, subscribeInvalidations } from './session/invalidation.js'
+import { applyInvalidation, parseInvalidation, subscribeInvalidations, type Invalidation } from './session/invalidation.js'
 import type { SessionStore } from './session/store.js'
 import { createSessionCrypto } from './session/session-crypto.js'
 import { createSessionManager, type SessionSecrets } from './session/sessions.js'
@@ -90,8 +90,8 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     : undefined
   // Who else hears invalidation messages, after the cache has applied them (open WebSockets and
   // instances waiting for another's token refresh, below).
-  const invalidationListeners: Array<(message: string) => void> = []
-  const announce = (message: string) => { for (const listener of invalidationListeners) listener(message) }
+  const invalidationListeners: Array<(invalidation: Invalidation) => void> = []
+  const announce = (invalidation: Invalidation) => { for (const listener of invalidationListeners) listener(invalidation) }
   const created = deps.store
     ? { store: deps.store }
     : createSessionStore(config, {
@@ -99,8 +99,9 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
       ...(cache
         ? {
             onAnnounce: (message: string) => {
-              applyInvalidation(cache, message)
-              announce(message)
+              const invalidation = parseInvalidation(message)
+              applyInvalidation(cache, invalidation)
+              announce(invalidation)
             },
           }
         : {}),
@@ -188,11 +189,11 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     onEnded: (session) => app.log.info({ session: session.handle, sub: session.meta.sub }, 'WebSocket closed: its session is over'),
     onCheckFailed: (error) => app.log.warn({ err: error }, 'could not re-check the session of an open WebSocket; it stays open until the next check'),
   })
-  invalidationListeners.push((message) => openSockets.announce(message))
+  invalidationListeners.push((invalidation) => openSockets.announce(invalidation))
 
   // Instances waiting for another's token refresh are woken by its write, not only by their poll.
   const changeWaiters = createChangeWaiters()
-  invalidationListeners.push((message) => changeWaiters.announce(message))
+  invalidationListeners.push((invalidation) => changeWaiters.announce(invalidation))
 
   const refresher = createTokenRefresher({
     sessions,

@@ -4,21 +4,22 @@
  * A WebSocket outlives its handshake, the only request the policy saw; a
  * session ended later (logout on another tab, an operator, the IdP's
  * back-channel logout, "log out everywhere", expiry) must not keep it open.
- * Each socket is remembered with its session. When the invalidation channel
+ * Each socket is remembered under its session. When the invalidation channel
  * announces a change to that session or its user, and every `sweepMs` in any
  * case (the channel is optional, and its messages can be lost), the session is
- * read again from the store, and the socket is destroyed if the session is
- * over. A store that cannot answer leaves sockets as they are: the next sweep
- * decides.
+ * read again from the store, and its sockets are destroyed if it is over. A
+ * store that cannot answer leaves sockets as they are: the next sweep decides.
  */
 import type { Socket } from 'node:net'
 import type { ActiveSession } from '../session/sessions.js'
+import type { Invalidation } from '../session/invalidation.js'
 
 export interface OpenSockets {
   /** Remembers `socket` until it closes; it is destroyed once `session` is over. */
   track (socket: Socket, session: ActiveSession): void
-  /** An invalidation message (`s:<handle>`, `u:<sub>`, `*`): re-checks the sessions it names. */
-  announce (message: string): void
+  /** Re-checks the sessions an invalidation names. */
+  announce (invalidation: Invalidation): void
+  /** Sockets remembered. */
   readonly size: number
   close (): void
 }
@@ -31,64 +32,71 @@ export interface OpenSocketsOptions {
   onCheckFailed?: (error: unknown) => void
 }
 
+interface Tracked { session: ActiveSession, sockets: Set<Socket> }
+
 export function createOpenSockets (options: OpenSocketsOptions): OpenSockets {
-  const open = new Map<Socket, ActiveSession>()
+  // By session handle: a message names one session, and most messages name none with a socket here.
+  const bySession = new Map<string, Tracked>()
+  let size = 0
   // One check per session at a time, however many sockets and messages name it; a message that
   // arrives during a check gets a check of its own afterwards (the running one may have read too early).
   const checking = new Map<string, boolean>()
 
-  function endSockets (handle: string, session: ActiveSession): void {
-    let ended = false
-    for (const [socket, tracked] of open) {
-      if (tracked.handle !== handle) continue
-      open.delete(socket)
-      socket.destroy()
-      ended = true
-    }
-    if (ended) options.onEnded?.(session)
+  function end (handle: string): void {
+    const tracked = bySession.get(handle)
+    if (!tracked) return
+    bySession.delete(handle)
+    size -= tracked.sockets.size
+    for (const socket of tracked.sockets) socket.destroy()
+    options.onEnded?.(tracked.session)
   }
 
-  function check (session: ActiveSession): void {
-    if (checking.has(session.handle)) {
-      checking.set(session.handle, true)
+  function check (handle: string): void {
+    const tracked = bySession.get(handle)
+    if (!tracked) return
+    if (checking.has(handle)) {
+      checking.set(handle, true)
       return
     }
-    checking.set(session.handle, false)
-    options.reload(session).then(
-      (current) => { if (!current) endSockets(session.handle, session) },
+    checking.set(handle, false)
+    options.reload(tracked.session).then(
+      (current) => { if (!current) end(handle) },
       (error: unknown) => options.onCheckFailed?.(error)
     ).finally(() => {
-      const again = checking.get(session.handle) === true
-      checking.delete(session.handle)
-      if (again && [...open.values()].some(tracked => tracked.handle === session.handle)) check(session)
+      const again = checking.get(handle) === true
+      checking.delete(handle)
+      if (again) check(handle)
     })
   }
 
-  function checkWhere (matches: (session: ActiveSession) => boolean): void {
-    const seen = new Set<string>()
-    for (const session of open.values()) {
-      if (seen.has(session.handle) || !matches(session)) continue
-      seen.add(session.handle)
-      check(session)
-    }
-  }
-
-  const sweep = setInterval(() => checkWhere(() => true), options.sweepMs)
+  const sweep = setInterval(() => { for (const handle of bySession.keys()) check(handle) }, options.sweepMs)
   sweep.unref()
 
   return {
     track (socket, session) {
-      open.set(socket, session)
-      socket.once('close', () => open.delete(socket))
+      let tracked = bySession.get(session.handle)
+      if (!tracked) bySession.set(session.handle, tracked = { session, sockets: new Set() })
+      const entry = tracked
+      entry.sockets.add(socket)
+      size += 1
+      socket.once('close', () => {
+        // Already gone when its session ended (end() counted it out).
+        if (bySession.get(session.handle) !== entry || !entry.sockets.delete(socket)) return
+        size -= 1
+        if (entry.sockets.size === 0) bySession.delete(session.handle)
+      })
     },
-    announce (message) {
-      if (open.size === 0) return
-      if (message.startsWith('s:')) checkWhere(session => session.handle === message.slice(2))
-      else if (message.startsWith('u:')) checkWhere(session => session.meta.sub === message.slice(2))
-      else checkWhere(() => true)
+    announce (invalidation) {
+      if (invalidation.kind === 'session') {
+        check(invalidation.handle)
+        return
+      }
+      for (const [handle, tracked] of bySession) {
+        if (invalidation.kind === 'all' || tracked.session.meta.sub === invalidation.sub) check(handle)
+      }
     },
     get size () {
-      return open.size
+      return size
     },
     close () {
       clearInterval(sweep)

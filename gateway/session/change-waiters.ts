@@ -6,11 +6,12 @@
  * the invalidation channel, the winner's write (`s:<handle>`) wakes it at once,
  * so the poll is only the safety net for a lost message.
  */
+import type { Invalidation } from './invalidation.js'
+
 export interface ChangeWaiters {
   /** Resolves when a message names the session (or its user, or everyone), or after `ms`. */
   wait (handle: string, ms: number): Promise<void>
-  /** An invalidation message: `s:<handle>`, `u:<sub>` or `*`. */
-  announce (message: string): void
+  announce (invalidation: Invalidation): void
 }
 
 export function createChangeWaiters (): ChangeWaiters {
@@ -35,10 +36,10 @@ export function createChangeWaiters (): ChangeWaiters {
         wakers.add(wakeUp)
       })
     },
-    announce (message) {
+    announce (invalidation) {
       if (waiting.size === 0) return
-      if (message.startsWith('s:')) {
-        const wakers = waiting.get(message.slice(2))
+      if (invalidation.kind === 'session') {
+        const wakers = waiting.get(invalidation.handle)
         if (wakers) wake(wakers)
         return
       }

@@ -16,9 +16,22 @@ export const invalidationMessage = {
   all: () => '*',
 }
 
-export function applyInvalidation (cache: SessionCache, message: string): void {
-  if (message.startsWith('s:')) cache.invalidateSession(message.slice(2))
-  else if (message.startsWith('u:')) cache.invalidateUser(message.slice(2))
+/** What a message names, read once for everyone who hears it. */
+export type Invalidation =
+  | { readonly kind: 'session', readonly handle: string }
+  | { readonly kind: 'user', readonly sub: string }
+  | { readonly kind: 'all' }
+
+/** Anything but a session or a user message is read as "everyone": the safe side. */
+export function parseInvalidation (message: string): Invalidation {
+  if (message.startsWith('s:')) return { kind: 'session', handle: message.slice(2) }
+  if (message.startsWith('u:')) return { kind: 'user', sub: message.slice(2) }
+  return { kind: 'all' }
+}
+
+export function applyInvalidation (cache: SessionCache, invalidation: Invalidation): void {
+  if (invalidation.kind === 'session') cache.invalidateSession(invalidation.handle)
+  else if (invalidation.kind === 'user') cache.invalidateUser(invalidation.sub)
   else cache.invalidateAll()
 }
 
@@ -37,7 +50,7 @@ const HEARTBEAT_MS = 1000
  * message after the cache has applied it (open WebSockets re-check their
  * sessions; instances waiting for another's refresh wake up).
  */
-export function subscribeInvalidations (connection: RedisConnection, cache: SessionCache, onError: (error: unknown) => void, onMessage?: (message: string) => void): InvalidationSubscriber {
+export function subscribeInvalidations (connection: RedisConnection, cache: SessionCache, onError: (error: unknown) => void, onMessage?: (invalidation: Invalidation) => void): InvalidationSubscriber {
   const subscriber = connection.duplicate()
   let closed = false
   let subscribed = false
@@ -59,8 +72,9 @@ export function subscribeInvalidations (connection: RedisConnection, cache: Sess
   }
 
   subscriber.on('message', (_channel: string, message: string) => {
-    applyInvalidation(cache, message)
-    onMessage?.(message)
+    const invalidation = parseInvalidation(message)
+    applyInvalidation(cache, invalidation)
+    onMessage?.(invalidation)
   })
   subscriber.on('ready', subscribe)
   // A Cluster moves its subscription to another node silently when the node it used goes away;

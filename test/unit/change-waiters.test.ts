@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { createChangeWaiters } from '../../gateway/session/change-waiters.js'
+import { parseInvalidation } from '../../gateway/session/invalidation.js'
 
 const LONG = 60_000
 
@@ -21,17 +22,17 @@ describe('waiting for a session to change', () => {
     const a1 = waiters.wait('a', LONG)
     const a2 = waiters.wait('a', LONG)
     const b = waiters.wait('b', LONG)
-    waiters.announce('s:a')
+    waiters.announce({ kind: 'session', handle: 'a' })
     expect(await settled(Promise.all([a1, a2]))).toBe(true)
     expect(await settled(b)).toBe(false)
-    waiters.announce('s:b')
+    waiters.announce({ kind: 'session', handle: 'b' })
     expect(await settled(b)).toBe(true)
   })
 
   it.each(['u:alice', '*'])('a message about a user or everyone (%s) wakes all waiters: each re-reads its session', async (message) => {
     const waiters = createChangeWaiters()
     const both = Promise.all([waiters.wait('a', LONG), waiters.wait('b', LONG)])
-    waiters.announce(message)
+    waiters.announce(parseInvalidation(message))
     expect(await settled(both)).toBe(true)
   })
 
@@ -45,11 +46,11 @@ describe('waiting for a session to change', () => {
   it('a waiter woken once is gone: a later message finds nobody, and a new wait is new', async () => {
     const waiters = createChangeWaiters()
     const first = waiters.wait('a', LONG)
-    waiters.announce('s:a')
+    waiters.announce({ kind: 'session', handle: 'a' })
     await first
     const second = waiters.wait('a', LONG)
     expect(await settled(second)).toBe(false)
-    waiters.announce('s:a')
+    waiters.announce({ kind: 'session', handle: 'a' })
     expect(await settled(second)).toBe(true)
   })
 })
