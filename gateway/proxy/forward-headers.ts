@@ -9,7 +9,10 @@ import { API_SECURITY_HEADERS } from '../security-headers.js'
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'])
 // Browser credentials and anything that would let a client speak for the gateway.
 const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'x-csrf-token', 'forwarded', 'x-real-ip']
-const DROPPED = new Set([...HOP_BY_HOP, ...FROM_BROWSER_ONLY])
+// The browser's Host names the gateway (undici sets the upstream's own); Node has already
+// answered any `Expect: 100-continue` itself, and undici refuses to send the header.
+const NOT_FOR_UPSTREAM = ['host', 'expect']
+const DROPPED = new Set([...HOP_BY_HOP, ...FROM_BROWSER_ONLY, ...NOT_FOR_UPSTREAM])
 
 export interface ForwardContext {
   accessToken: string
@@ -19,15 +22,17 @@ export interface ForwardContext {
 }
 
 /**
- * The headers sent upstream. Runs after @fastify/reply-from has already removed
- * the names the client listed in `Connection`, and sets `Authorization` last,
- * so no client header can remove or replace it.
+ * The headers sent upstream: the browser's, less hop-by-hop headers, the names
+ * the browser listed in `Connection` (RFC 9110 §7.6.1) and its credentials,
+ * with the forwarding headers and `Authorization` set last, so no browser
+ * header can remove or replace them.
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: ForwardContext): IncomingHttpHeaders {
   const forwarded: IncomingHttpHeaders = {}
+  const listed = headers.connection === undefined ? undefined : connectionOptions(headers.connection)
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || DROPPED.has(name) || name.startsWith('x-forwarded-')) continue
+    if (value === undefined || DROPPED.has(name) || name.startsWith('x-forwarded-') || listed?.has(name) === true) continue
     forwarded[name] = value
   }
   forwarded['x-forwarded-for'] = context.clientIp
@@ -35,6 +40,16 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: F
   forwarded['x-forwarded-host'] = context.publicHost
   forwarded.authorization = `Bearer ${context.accessToken}`
   return forwarded
+}
+
+/** The header names a `Connection` header lists, lower-cased. */
+function connectionOptions (value: string): Set<string> {
+  const names = new Set<string>()
+  for (const name of value.split(',')) {
+    const trimmed = name.trim().toLowerCase()
+    if (trimmed !== '') names.add(trimmed)
+  }
+  return names
 }
 
 // The security-headers plugin has set ours on every API reply before it is forwarded.

@@ -1,14 +1,14 @@
 /**
- * Registers one @fastify/http-proxy per upstream in the route policy, each in
- * its own encapsulated scope, and gates every request through the policy:
- * canonical path → known prefix → upgrade → body size → session → rule →
- * fresh token → role. Only then is the request forwarded, to exactly the path
- * that was matched.
+ * Registers the routes of each upstream in the route policy, each in its own
+ * encapsulated scope, and gates every request through the policy: canonical
+ * path → known prefix → upgrade → body size → session → rule → fresh token →
+ * role. Only then is the request forwarded (upstream-exchange.ts), to exactly
+ * the path that was matched. WebSocket handshakes, on routes that allow them,
+ * are proxied by @fastify/http-proxy.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
-import replyFrom from '@fastify/reply-from'
 import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGateway, Forbidden, GatewayTimeout, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
@@ -21,7 +21,7 @@ import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } f
 import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
 import { upgradeKind } from './websocket.js'
 import type { OpenSockets } from './open-sockets.js'
-import { sendUpstreamAnswer, type UpstreamAnswer } from './upstream-response.js'
+import { exchangeWithUpstream } from './upstream-exchange.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -52,13 +52,12 @@ interface RouteCheck {
   kind: ReturnType<typeof upgradeKind>
 }
 
-type ReplyOptions = NonNullable<FastifyHttpProxyOptions['replyOptions']>
-
 type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> & {
   rewriteRequestHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
 }
 
-const TIMEOUT_CODES = new Set(['FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+// undici's: no answer head, or silence within the body, past the route's timeout.
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 export default async function proxyPlugin (app: FastifyInstance, options: ProxyPluginOptions) {
   const { policy, refresher } = options
@@ -141,7 +140,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     authoriseLoading(request, route).then(() => done(), done)
   }
 
-  function onUpstreamError (reply: { header: (name: string, value: string) => unknown, send: (payload: Error) => unknown }, { error }: { error: Error & { code?: string } }) {
+  function onUpstreamError (reply: FastifyReply, error: Error & { code?: string }) {
     if (isBodyTooLarge(error)) {
       reply.header('connection', 'close')
       reply.send(new PayloadTooLarge({ cause: error }))
@@ -172,49 +171,65 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
     // body goes through the library's pass-through parser and so through our streaming limit.
     scope.removeAllContentTypeParsers()
-    const replyOptions: ReplyOptions = {
-      timeout: route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000,
-      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, forwardContext(request)),
-      rewriteHeaders: (headers) => browserResponseHeaders(headers),
-      onError: onUpstreamError,
-      onResponse: (request, reply, res) => {
-        // Typed by the library as a ServerResponse; what it passes is `{ statusCode, headers, stream }`.
-        const answer = res as unknown as UpstreamAnswer
-        sendUpstreamAnswer(request.method, reply, answer, (error) => {
-          // The upstream's headers are on the reply already; an error answer must carry none of them.
-          for (const name of Object.keys(browserResponseHeaders(answer.headers))) reply.removeHeader(name)
-          onUpstreamError(reply, { error })
-        })
-      },
-    }
-    // Never replay a request on our own: a retried POST could act twice.
-    const clientOptions = { undici: dispatcher, retryMethods: [], maxRetriesOn503: 0, disableRequestLogging: true }
-    // Forward to the canonical matched path; reply-from appends the raw query string unchanged.
+    const timeoutMs = route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000
+    // Forward to the canonical matched path, with the browser's query string unchanged.
     const forward = (request: FastifyRequest, reply: FastifyReply) => {
-      if (!request.bffForward) throw new Forbidden()
-      return reply.from(request.bffForward.path, replyOptions)
+      const target = request.bffForward
+      if (!target) throw new Forbidden()
+      const url = request.raw.url ?? ''
+      const queryAt = url.indexOf('?')
+      // Fastify never parses a GET's or HEAD's body; a body the browser sent with one is not forwarded.
+      const body = request.body instanceof Readable && request.method !== 'GET' && request.method !== 'HEAD' ? request.body : null
+      const headers = upstreamRequestHeaders(request.headers, forwardContext(request))
+      // Without a body, undici sets the length itself.
+      if (body === null) delete headers['content-length']
+      exchangeWithUpstream(dispatcher, {
+        origin: route.upstream,
+        path: queryAt === -1 ? target.path : target.path + url.slice(queryAt),
+        method: request.method,
+        headers,
+        body,
+        timeoutMs,
+      }, reply, {
+        answer: (statusCode, upstreamHeaders, answerBody) => {
+          try {
+            reply.code(statusCode)
+          } catch (error) {
+            onUpstreamError(reply, new Error(`the upstream answered with status ${statusCode}`, { cause: error }))
+            return
+          }
+          reply.headers(browserResponseHeaders(upstreamHeaders))
+          // An HTTP/1 connection whose request body was not read to its end cannot carry another request.
+          if (!request.raw.complete) reply.header('connection', 'close')
+          reply.send(answerBody)
+        },
+        fail: (error) => onUpstreamError(reply, error),
+      })
+      return reply
     }
 
     if (route.websocket) {
+      // The library proxies the WebSocket handshakes; every plain request still goes through `forward`.
+      // Its own HTTP client (unused) shares our dispatcher and may never replay a request.
       await scope.register(httpProxy, {
-        ...clientOptions,
+        undici: dispatcher,
+        retryMethods: [],
+        maxRetriesOn503: 0,
+        disableRequestLogging: true,
         prefix: route.prefix,
         upstream: route.upstream,
         internalRewriteLocationHeader: false,
         config: { csrf: true },
         preHandler: authorise,
         handler: forward,
-        replyOptions,
         websocket: true,
         wsServerOptions: { maxPayload: options.bodyLimit },
         wsClientOptions,
       })
       return
     }
-    // Without WebSockets, straight to @fastify/reply-from, which @fastify/http-proxy is built on: the
-    // policy has already decided the exact upstream path, and the proxy's own per-request path
-    // rewriting and URL checks (three URL parses per request) would only repeat that work.
-    await scope.register(replyFrom, { ...clientOptions, base: route.upstream })
+    // Without WebSockets there is nothing for the library to do: the policy has already decided the
+    // exact upstream path, and `forward` sends the request there.
     scope.addContentTypeParser('*', passBodyThrough)
     await scope.register(async (routes) => {
       for (const url of ['/', '/*']) {

@@ -105,6 +105,17 @@ describe('what the upstream receives', () => {
     expect(stack.api.received).toEqual([])
   })
 
+  it('Expect: 100-continue is answered by the gateway, not passed on: the upstream gets the body as it comes', async () => {
+    const body = '{"note":"after the 100"}'
+    const lines = ['POST /api/echo/1 HTTP/1.1', `Host: ${host}`, `Cookie: ${alice.cookie}`, `X-CSRF-Token: ${alice.csrfToken}`,
+      'Content-Type: application/json', `Content-Length: ${body.length}`, 'Expect: 100-continue', 'Connection: close']
+    const exchange = await rawExchange(stack.publicUrl, `${lines.join('\r\n')}\r\n\r\n${body}`)
+    expect(exchange.statuses).toEqual([100, 200])
+    const received = upstreamHeaders()
+    expect(received.expect).toBeUndefined()
+    expect(stack.api.received[0]!.body).toEqual({ note: 'after the 100' })
+  })
+
   it('ordinary headers pass unchanged', async () => {
     const response = await echo(['Accept-Language: de-CH', 'X-Request-Name: orders', 'If-None-Match: "abc"'])
     expect(response.status).toBe(200)

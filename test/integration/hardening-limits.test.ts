@@ -17,7 +17,7 @@ import { signIn, type SignedInUser } from '../helpers/sign-in.js'
 import { freePort, REFUSED_PORT } from '../helpers/free-port.js'
 import { firstBody, rawExchange } from '../helpers/raw-http.js'
 import type { RoutePolicyJson } from '../helpers/gateway.js'
-import { WHOLE_ANSWER_LIMIT } from '../../gateway/proxy/upstream-response.js'
+import { WHOLE_ANSWER_LIMIT } from '../../gateway/proxy/upstream-exchange.js'
 
 const BODY_LIMIT = 1024
 const TIMEOUT_MS = 300
@@ -69,21 +69,24 @@ function requestCounter (onRequest: (socket: Socket) => void, count: () => void)
 
 /** Held answers of the partial upstream: each sent its head and part of its body, and waits to be let go. */
 const held: Array<() => void> = []
-/** When the partial upstream saw each `/stalled` connection close. */
+/** When the partial upstream saw each `/stalled`, `/chunked` and `/headless` connection close. */
 const stalledClosed: number[] = []
+const chunkedClosed: number[] = []
+const headlessClosed: number[] = []
 const LARGE_BODY = 'z'.repeat(WHOLE_ANSWER_LIMIT * 2)
 
 /**
  * Answers by path, a part at a time: `/broken` sends half of a small body and resets,
  * `/stalled` sends half of a small body and then nothing, `/not-modified` is a 304, `/large` (a body over the limit
  * for reading answers whole) and `/chunked` (no declared length) send their head and a
- * first part, then wait in `held`.
+ * first part, then wait in `held`; `/headless` reads the request and sends nothing; `/early-hints` sends a
+ * 103 before its 200; `/head` answers a HEAD with the length of the body a GET would get.
  */
 function partialUpstream (): TcpServer {
   return createTcpServer(socket => {
     socket.on('error', () => {})
     socket.once('data', chunk => {
-      const path = /^GET (\S+) /.exec(chunk.toString('latin1'))?.[1]
+      const path = /^(?:GET|HEAD) (\S+) /.exec(chunk.toString('latin1'))?.[1]
       const head = (fields: string[]) => socket.write(['HTTP/1.1 200 OK', 'Content-Type: application/json', 'X-Upstream: partial', ...fields, '', ''].join('\r\n'))
       if (path === '/broken' || path === '/stalled') {
         head(['Content-Length: 40'])
@@ -99,7 +102,15 @@ function partialUpstream (): TcpServer {
       } else if (path === '/chunked') {
         head(['Transfer-Encoding: chunked'])
         socket.write('5\r\nfirst\r\n')
+        socket.once('close', () => chunkedClosed.push(Date.now()))
         held.push(() => socket.end('6\r\n,last!\r\n0\r\n\r\n'))
+      } else if (path === '/headless') {
+        socket.once('close', () => headlessClosed.push(Date.now()))
+      } else if (path === '/early-hints') {
+        socket.write('HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n')
+        setTimeout(() => socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"hints":1}'), 20)
+      } else if (path === '/head') {
+        socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1234\r\nETag: "h1"\r\n\r\n')
       } else {
         socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n')
       }
@@ -289,6 +300,47 @@ describe('upstream failures', () => {
     await expect(request).rejects.toThrow()
     await vi.waitFor(() => expect(stalledClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
     expect((stalledClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
+  })
+
+  it('a browser that hangs up before the upstream has answered at all frees the upstream connection at once', async () => {
+    headlessClosed.length = 0
+    const abort = new AbortController()
+    const request = fetch(`${stack.publicUrl}/partial/headless`, { headers: { cookie: alice.cookie }, signal: abort.signal })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const abortedAt = Date.now()
+    abort.abort()
+    await expect(request).rejects.toThrow()
+    await vi.waitFor(() => expect(headlessClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
+    expect((headlessClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
+  })
+
+  it('a browser that hangs up during a streamed answer frees the upstream connection at once', async () => {
+    chunkedClosed.length = 0
+    const abort = new AbortController()
+    const response = await fetch(`${stack.publicUrl}/partial/chunked`, { headers: { cookie: alice.cookie }, signal: abort.signal })
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    expect(await readUntil(reader, 'first')).toBe('first')
+    const abortedAt = Date.now()
+    abort.abort()
+    await vi.waitFor(() => expect(chunkedClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
+    expect((chunkedClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
+    held.splice(0)
+  })
+
+  it('an informational answer (103 Early Hints) is passed over: the browser gets the final answer', async () => {
+    const response = await fetch(`${stack.publicUrl}/partial/early-hints`, { headers: { cookie: alice.cookie } })
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ hints: 1 })
+  })
+
+  it('a HEAD gets the upstream\'s length and validator, and no body', async () => {
+    const exchange = await rawExchange(stack.publicUrl, [
+      'HEAD /partial/head HTTP/1.1', `Host: ${new URL(stack.publicUrl).host}`, `Cookie: ${alice.cookie}`, 'Connection: close', '', '',
+    ].join('\r\n'))
+    expect(exchange.statuses).toEqual([200])
+    expect(exchange.text).toMatch(/\r\ncontent-length: 1234\r\n/i)
+    expect(exchange.text).toMatch(/\r\netag: "h1"\r\n/i)
+    expect(exchange.text.endsWith('\r\n\r\n')).toBe(true)
   })
 
   it.each([
