@@ -169,7 +169,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       routeOptions.config = { ...routeOptions.config, securityHeaders: 'api' }
     })
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
-    // body goes through the library's pass-through parser and so through our streaming limit.
+    // body goes through a pass-through parser (ours, or @fastify/http-proxy's) and so through our streaming limit.
     scope.removeAllContentTypeParsers()
     const timeoutMs = route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000
     // Forward to the canonical matched path, with the browser's query string unchanged.

@@ -80,7 +80,7 @@ const LARGE_BODY = 'z'.repeat(WHOLE_ANSWER_LIMIT * 2)
  * `/stalled` sends half of a small body and then nothing, `/not-modified` is a 304, `/large` (a body over the limit
  * for reading answers whole) and `/chunked` (no declared length) send their head and a
  * first part, then wait in `held`; `/headless` reads the request and sends nothing; `/early-hints` sends a
- * 103 before its 200; `/head` answers a HEAD with the length of the body a GET would get.
+ * 103 before its 200; `/odd-status` answers with a status HTTP has no room for; `/head` answers a HEAD with the length of the body a GET would get.
  */
 function partialUpstream (): TcpServer {
   return createTcpServer(socket => {
@@ -109,6 +109,8 @@ function partialUpstream (): TcpServer {
       } else if (path === '/early-hints') {
         socket.write('HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n')
         setTimeout(() => socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"hints":1}'), 20)
+      } else if (path === '/odd-status') {
+        socket.end('HTTP/1.1 999 Odd\r\nContent-Type: application/json\r\nX-Upstream: partial\r\nContent-Length: 2\r\n\r\n{}')
       } else if (path === '/head') {
         socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1234\r\nETag: "h1"\r\n\r\n')
       } else {
@@ -331,6 +333,13 @@ describe('upstream failures', () => {
     const response = await fetch(`${stack.publicUrl}/partial/early-hints`, { headers: { cookie: alice.cookie } })
     expect(response.status).toBe(200)
     expect(await response.json()).toEqual({ hints: 1 })
+  })
+
+  it('an answer with a status outside 100–599 → 502 bad_gateway, none of the upstream\'s headers', async () => {
+    const response = await fetch(`${stack.publicUrl}/partial/odd-status`, { headers: { cookie: alice.cookie } })
+    expect(response.status).toBe(502)
+    expect(await response.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) })
+    expect(response.headers.get('x-upstream')).toBeNull()
   })
 
   it('a HEAD gets the upstream\'s length and validator, and no body', async () => {
