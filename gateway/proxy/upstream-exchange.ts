@@ -40,12 +40,15 @@ export interface UpstreamRequest {
   timeoutMs: number
 }
 
-/** What of a Fastify reply an exchange needs; kept small so the exchange is easy to reason about. */
+/** What of a Fastify reply an exchange needs: the response, whose `close` says the browser has gone. */
 export interface AnswerReply {
-  readonly raw: NodeJS.EventEmitter & { readonly destroyed?: boolean }
+  readonly raw: NodeJS.EventEmitter
 }
 
-/** Where the answer goes. Exactly one of `answer` or `fail` is called, and none once the browser has gone. */
+/**
+ * Where the answer goes. At most one of `answer` or `fail` is called, once; neither once the browser
+ * has gone (the upstream request is aborted instead).
+ */
 export interface AnswerSink {
   /** The upstream answered: its status, its headers as received, and the body (whole, or as a stream). */
   answer (statusCode: number, headers: IncomingHttpHeaders, body: Buffer | Readable | undefined): void
