@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -74,13 +74,17 @@ const stalledClosed: number[] = []
 const chunkedClosed: number[] = []
 const headlessClosed: number[] = []
 const LARGE_BODY = 'z'.repeat(WHOLE_ANSWER_LIMIT * 2)
+/** What `/endless` offers: more than the kernel's and the gateway's buffers on the way could hold together. */
+const ENDLESS_BYTES = 256 * 1024 * 1024
+/** How much of it the partial upstream managed to hand to its socket so far. */
+let endlessWritten = 0
 
 /**
  * Answers by path, a part at a time: `/broken` sends half of a small body and resets,
  * `/stalled` sends half of a small body and then nothing, `/not-modified` is a 304, `/large` (a body over the limit
  * for reading answers whole) and `/chunked` (no declared length) send their head and a
  * first part, then wait in `held`; `/headless` reads the request and sends nothing; `/early-hints` sends a
- * 103 before its 200; `/odd-status` answers with a status HTTP has no room for; `/head` answers a HEAD with the length of the body a GET would get.
+ * 103 before its 200; `/endless` streams until backpressure stops it; `/odd-status` answers with a status HTTP has no room for; `/head` answers a HEAD with the length of the body a GET would get.
  */
 function partialUpstream (): TcpServer {
   return createTcpServer(socket => {
@@ -109,6 +113,21 @@ function partialUpstream (): TcpServer {
       } else if (path === '/early-hints') {
         socket.write('HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n')
         setTimeout(() => socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"hints":1}'), 20)
+      } else if (path === '/endless') {
+        // A chunked answer written as fast as the connection takes it: only backpressure slows it down.
+        head(['Transfer-Encoding: chunked'])
+        const piece = Buffer.alloc(64 * 1024, 'e')
+        const framed = Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')])
+        const pump = () => {
+          while (endlessWritten < ENDLESS_BYTES && !socket.destroyed) {
+            endlessWritten += piece.length
+            if (!socket.write(framed)) {
+              socket.once('drain', pump)
+              return
+            }
+          }
+        }
+        pump()
       } else if (path === '/odd-status') {
         socket.end('HTTP/1.1 999 Odd\r\nContent-Type: application/json\r\nX-Upstream: partial\r\nContent-Length: 2\r\n\r\n{}')
       } else if (path === '/head') {
@@ -327,6 +346,24 @@ describe('upstream failures', () => {
     await vi.waitFor(() => expect(chunkedClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
     expect((chunkedClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
     held.splice(0)
+  })
+
+  it('a browser that stops reading a streamed answer slows the upstream down: the gateway does not buffer the answer', async () => {
+    endlessWritten = 0
+    const browser = connect(Number(new URL(stack.publicUrl).port), '127.0.0.1')
+    browser.on('error', () => {})
+    browser.write(['GET /partial/endless HTTP/1.1', `Host: ${new URL(stack.publicUrl).host}`, `Cookie: ${alice.cookie}`, '', ''].join('\r\n'))
+    // The head arrives; then the browser reads nothing more.
+    await new Promise<void>(resolve => browser.once('data', () => { browser.pause(); resolve() }))
+    await vi.waitFor(() => expect(endlessWritten).toBeGreaterThan(0))
+    // Let the upstream write for as long as it can; with backpressure it stalls once the buffers fill.
+    let before = -1
+    while (before !== endlessWritten) {
+      before = endlessWritten
+      await new Promise(resolve => setTimeout(resolve, 300))
+    }
+    expect(endlessWritten).toBeLessThan(ENDLESS_BYTES / 4)
+    browser.destroy()
   })
 
   it('an informational answer (103 Early Hints) is passed over: the browser gets the final answer', async () => {
