@@ -287,7 +287,8 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   app.addHook('onResponse', (request, reply, done) => {
     const status = String(reply.statusCode)
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status })
-    if (request.bffForward) metrics.upstreamDuration.observe({ upstream: request.bffForward.upstream, status }, reply.elapsedTime / 1000)
+    const forwarded = request.bffForward
+    if (forwarded && forwarded.upstreamSeconds >= 0) metrics.upstreamDuration.observe({ upstream: forwarded.upstream, status }, forwarded.upstreamSeconds)
     done()
   })
 

@@ -37,7 +37,7 @@ export function createMetrics (): GatewayMetrics {
     }),
     upstreamDuration: new Histogram({
       name: 'bff_upstream_duration_seconds',
-      help: 'Time from forwarding a request to the upstream answering',
+      help: 'Time from sending a request to the upstream to its answer (the whole of a small answer, the head of a streamed one) or its failure, by the status the browser got',
       labelNames: ['upstream', 'status'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,

@@ -26,7 +26,13 @@ import { exchangeWithUpstream } from './upstream-exchange.js'
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set once the policy let the request through: where it goes, with which token, through which route. */
-    bffForward: { path: string, accessToken: string, upstream: string } | null
+    bffForward: {
+      path: string
+      accessToken: string
+      upstream: string
+      /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
+      upstreamSeconds: number
+    } | null
   }
 }
 
@@ -100,7 +106,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   /** A signed-in user with fresh tokens: may their roles use the rule? Then set the request up to go. */
   function admit (request: FastifyRequest, { path, match, kind }: RouteCheck, session: ActiveSession): void {
     if (match.kind === 'no_rule' || !isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
-    request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken, upstream: match.route.prefix }
+    request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken, upstream: match.route.prefix, upstreamSeconds: -1 }
     if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
     if (kind === 'websocket') {
       // @fastify/http-proxy derives a handshake's upstream path from the request URL: make it the canonical one.
@@ -183,6 +189,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       const headers = upstreamRequestHeaders(request.headers, forwardContext(request))
       // Without a body, undici sets the length itself.
       if (body === null) delete headers['content-length']
+      const sentAt = performance.now()
       exchangeWithUpstream(dispatcher, {
         origin: route.upstream,
         path: queryAt === -1 ? target.path : target.path + url.slice(queryAt),
@@ -192,6 +199,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
         timeoutMs,
       }, reply, {
         answer: (statusCode, upstreamHeaders, answerBody) => {
+          target.upstreamSeconds = (performance.now() - sentAt) / 1000
           try {
             reply.code(statusCode)
           } catch (error) {
@@ -203,7 +211,10 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
           if (!request.raw.complete) reply.header('connection', 'close')
           reply.send(answerBody)
         },
-        fail: (error) => onUpstreamError(reply, error),
+        fail: (error) => {
+          target.upstreamSeconds = (performance.now() - sentAt) / 1000
+          onUpstreamError(reply, error)
+        },
       })
       return reply
     }

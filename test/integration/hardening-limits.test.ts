@@ -16,7 +16,7 @@ import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
 import { freePort, REFUSED_PORT } from '../helpers/free-port.js'
 import { firstBody, rawExchange } from '../helpers/raw-http.js'
-import type { RoutePolicyJson } from '../helpers/gateway.js'
+import { TEST_ADMIN_TOKEN, type RoutePolicyJson } from '../helpers/gateway.js'
 import { WHOLE_ANSWER_LIMIT } from '../../gateway/proxy/upstream-exchange.js'
 
 const BODY_LIMIT = 1024
@@ -364,6 +364,31 @@ describe('upstream failures', () => {
     }
     expect(endlessWritten).toBeLessThan(ENDLESS_BYTES / 4)
     browser.destroy()
+  })
+
+  it('the upstream latency metric ends at a streamed answer\'s head, not when the browser has read it all', async () => {
+    const sample = async () => {
+      const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text()
+      const value = (name: string, le?: string) => {
+        const line = text.split('\n').find(l => l.startsWith(`${name}{`) && l.includes('upstream="/partial"') && l.includes('status="200"') && (le === undefined || l.includes(`le="${le}"`)))
+        return Number(line?.split(' ').at(-1) ?? 0)
+      }
+      return { count: value('bff_upstream_duration_seconds_count'), quick: value('bff_upstream_duration_seconds_bucket', '0.25') }
+    }
+    const before = await sample()
+    const started = Date.now()
+    const response = await fetch(`${stack.publicUrl}/partial/chunked`, { headers: { cookie: alice.cookie } })
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await readUntil(reader, 'first')
+    await new Promise(resolve => setTimeout(resolve, 600))
+    held.splice(0).forEach(release => release())
+    expect(await readUntil(reader)).toBe(',last!')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600)
+    await vi.waitFor(async () => {
+      const after = await sample()
+      expect(after.count).toBe(before.count + 1)
+      expect(after.quick).toBe(before.quick + 1)
+    })
   })
 
   it('an informational answer (103 Early Hints) is passed over: the browser gets the final answer', async () => {
