@@ -21,19 +21,23 @@ import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } f
 import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
 import { upgradeKind } from './websocket.js'
 import type { OpenSockets } from './open-sockets.js'
-import { exchangeWithUpstream } from './upstream-exchange.js'
+import { exchangeWithUpstream, type AnswerSink } from './upstream-exchange.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set once the policy let the request through: where it goes, with which token, through which route. */
-    bffForward: {
-      path: string
-      accessToken: string
-      upstream: string
-      /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
-      upstreamSeconds: number
-    } | null
+    bffForward: Forward | null
   }
+}
+
+interface Forward {
+  /** The upstream path, canonical and rewritten; the query string is added as the browser sent it. */
+  path: string
+  accessToken: string
+  /** The route's prefix, which names the upstream in metrics. */
+  upstream: string
+  /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
+  upstreamSeconds: number
 }
 
 export interface ProxyPluginOptions {
@@ -156,6 +160,30 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     reply.send(TIMEOUT_CODES.has(code) ? new GatewayTimeout({ cause: error }) : new BadGateway({ cause: error }))
   }
 
+  /** What the browser gets of the upstream's answer, or of its failure; the upstream's time goes on `target`. */
+  function browserAnswer (request: FastifyRequest, reply: FastifyReply, target: Forward): AnswerSink {
+    const sentAt = performance.now()
+    return {
+      answer (statusCode, upstreamHeaders, body) {
+        target.upstreamSeconds = (performance.now() - sentAt) / 1000
+        try {
+          reply.code(statusCode)
+        } catch (error) {
+          onUpstreamError(reply, new Error(`the upstream answered with status ${statusCode}`, { cause: error }))
+          return
+        }
+        reply.headers(browserResponseHeaders(upstreamHeaders))
+        // An HTTP/1 connection whose request body was not read to its end cannot carry another request.
+        if (!request.raw.complete) reply.header('connection', 'close')
+        reply.send(body)
+      },
+      fail (error) {
+        target.upstreamSeconds = (performance.now() - sentAt) / 1000
+        onUpstreamError(reply, error)
+      },
+    }
+  }
+
   // The library's typings omit the header hook; its default would forward the browser's Cookie.
   // It runs once per proxied WebSocket, right after the handshake was let through.
   const wsClientOptions: WsClientOptions = {
@@ -189,7 +217,6 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       const headers = upstreamRequestHeaders(request.headers, forwardContext(request))
       // Without a body, undici sets the length itself.
       if (body === null) delete headers['content-length']
-      const sentAt = performance.now()
       exchangeWithUpstream(dispatcher, {
         origin: route.upstream,
         path: queryAt === -1 ? target.path : target.path + url.slice(queryAt),
@@ -197,25 +224,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
         headers,
         body,
         timeoutMs,
-      }, reply, {
-        answer: (statusCode, upstreamHeaders, answerBody) => {
-          target.upstreamSeconds = (performance.now() - sentAt) / 1000
-          try {
-            reply.code(statusCode)
-          } catch (error) {
-            onUpstreamError(reply, new Error(`the upstream answered with status ${statusCode}`, { cause: error }))
-            return
-          }
-          reply.headers(browserResponseHeaders(upstreamHeaders))
-          // An HTTP/1 connection whose request body was not read to its end cannot carry another request.
-          if (!request.raw.complete) reply.header('connection', 'close')
-          reply.send(answerBody)
-        },
-        fail: (error) => {
-          target.upstreamSeconds = (performance.now() - sentAt) / 1000
-          onUpstreamError(reply, error)
-        },
-      })
+      }, reply, browserAnswer(request, reply, target))
       return reply
     }
 
