@@ -95,6 +95,14 @@ describe('requests read as exactly what they are', () => {
     expect(stack.api.received.map(r => `${r.method} ${r.url}`)).toEqual(['GET /orders', 'GET /orders'])
   })
 
+  it('a POST without Content-Type still carries its body to the upstream, unchanged', async () => {
+    const exchange = await rawExchange(stack.publicUrl, head('POST /api/echo/1 HTTP/1.1', ['Content-Length: 5', 'Connection: close']) + 'hello')
+    expect(exchange.statuses).toEqual([200])
+    expect(stack.api.received.map(r => `${r.method} ${r.url}`)).toEqual(['POST /echo/1'])
+    expect(stack.api.received[0]!.headers['content-length']).toBe('5')
+    expect(stack.api.received[0]!.body).toBe('hello')
+  })
+
   it('a POST with Content-Length followed by more bytes: the extra bytes are the next request, checked like any other', async () => {
     const bytes = head('POST /api/echo/1 HTTP/1.1', ['Content-Length: 5', 'Content-Type: text/plain']) + 'hello' +
       `GET /api/admin/users HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`
