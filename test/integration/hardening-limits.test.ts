@@ -84,7 +84,9 @@ let endlessWritten = 0
  * `/stalled` sends half of a small body and then nothing, `/not-modified` is a 304, `/large` (a body over the limit
  * for reading answers whole) and `/chunked` (no declared length) send their head and a
  * first part, then wait in `held`; `/headless` reads the request and sends nothing; `/early-hints` sends a
- * 103 before its 200; `/trickle` streams its body over 700 ms; `/endless` streams until backpressure stops it; `/odd-status` answers with a status HTTP has no room for; `/head` answers a HEAD with the length of the body a GET would get.
+ * 103 before its 200; `/trickle` streams its body over 700 ms; `/endless` streams until backpressure
+ * stops it; `/odd-status` answers with a status HTTP has no room for; `/head` answers a HEAD with the
+ * length of the body a GET would get.
  */
 function partialUpstream (): TcpServer {
   return createTcpServer(socket => {
@@ -324,28 +326,19 @@ describe('upstream failures', () => {
     expect(await response.text()).toBe('')
   })
 
-  it('a browser that hangs up while a small answer is still coming frees the upstream connection at once, not at the timeout', async () => {
-    stalledClosed.length = 0
+  it.each([
+    ['while a small answer is still coming', '/partial/stalled', stalledClosed],
+    ['before the upstream has answered at all', '/partial/headless', headlessClosed],
+  ])('a browser that hangs up %s frees the upstream connection at once, not at the timeout', async (_when, path, closed) => {
+    closed.length = 0
     const abort = new AbortController()
-    const request = fetch(`${stack.publicUrl}/partial/stalled`, { headers: { cookie: alice.cookie }, signal: abort.signal })
+    const request = fetch(`${stack.publicUrl}${path}`, { headers: { cookie: alice.cookie }, signal: abort.signal })
     await new Promise(resolve => setTimeout(resolve, 100))
     const abortedAt = Date.now()
     abort.abort()
     await expect(request).rejects.toThrow()
-    await vi.waitFor(() => expect(stalledClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
-    expect((stalledClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
-  })
-
-  it('a browser that hangs up before the upstream has answered at all frees the upstream connection at once', async () => {
-    headlessClosed.length = 0
-    const abort = new AbortController()
-    const request = fetch(`${stack.publicUrl}/partial/headless`, { headers: { cookie: alice.cookie }, signal: abort.signal })
-    await new Promise(resolve => setTimeout(resolve, 100))
-    const abortedAt = Date.now()
-    abort.abort()
-    await expect(request).rejects.toThrow()
-    await vi.waitFor(() => expect(headlessClosed).toHaveLength(1), { timeout: 2000, interval: 10 })
-    expect((headlessClosed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
+    await vi.waitFor(() => expect(closed).toHaveLength(1), { timeout: 2000, interval: 10 })
+    expect((closed[0] as number) - abortedAt).toBeLessThan(TIMEOUT_MS)
   })
 
   it('a browser that hangs up during a streamed answer frees the upstream connection at once', async () => {
