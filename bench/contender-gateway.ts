@@ -5,13 +5,14 @@
  */
 import { applyRuntimeFlags } from '../gateway/runtime-flags.js'
 import { loadConfig } from '../gateway/config.js'
+import { loadRoutePolicy } from '../gateway/proxy/route-policy.js'
 import { buildApp } from '../gateway/app.js'
 import { announceReady, closeOnStop } from './child-side.js'
 
 // As server.ts does first.
 applyRuntimeFlags()
-const config = await loadConfig(process.env)
-const gateway = await buildApp(config)
+const config = loadConfig(process.env)
+const gateway = await buildApp(config, await loadRoutePolicy(config.routesFile))
 const addresses = await gateway.listen()
 announceReady(addresses.public)
 closeOnStop(() => gateway.close())

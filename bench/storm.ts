@@ -98,7 +98,7 @@ async function histogramSum (histogram: Histogram): Promise<number> {
 }
 
 function refreshCounters (stack: Stack): Promise<RefreshCounters[]> {
-  return Promise.all(stack.gateways.map(async ({ gateway: { metrics } }) => ({
+  return Promise.all(stack.gateways.map(async ({ gateway: { app: { metrics } } }) => ({
     attempts: await counterValue(metrics.refreshAttempts),
     waits: await counterValue(metrics.refreshLockWaits),
     seconds: await histogramSum(metrics.refreshDuration),

@@ -1,74 +1,21 @@
 /**
  * The gateway's configuration: one schema over the environment, validated once
- * at start-up. Only `server.ts` passes `process.env` in; everything else gets the
- * typed result.
+ * at start-up, whose output is the typed configuration (`GatewayConfig` is
+ * inferred from it, never written out by hand). Only `server.ts` passes
+ * `process.env` in; everything else gets the typed result. The route policy
+ * file is read by `proxy/route-policy.ts`, not here: it is reloaded on its own.
  */
 import { z } from 'zod'
-import { loadRoutePolicyFile, RoutePolicyError, type RoutePolicy } from './proxy/route-policy.js'
 
-export type SessionBindingMode = 'off' | 'log' | 'revoke'
 export type TrustProxy = boolean | number | string[]
 
 export interface HostPort { host: string, port: number }
 
-export type RedisConfig =
-  | { mode: 'standalone', url: string }
-  | { mode: 'sentinel', sentinels: HostPort[], name: string, username?: string, password?: string, tls: boolean }
-  | { mode: 'cluster', nodes: HostPort[], username?: string, password?: string, tls: boolean }
-
-export interface GatewayConfig {
-  publicUrl: string
-  publicOrigin: string
-  host: string
-  port: number
-  adminHost: string
-  adminPort: number
-  adminToken: string
-  sessionStore: 'redis' | 'memory'
-  redis?: RedisConfig
-  /** First signs and encrypts; all verify and decrypt. */
-  sessionSecrets: string[]
-  cookie: { name: string, secure: boolean, sameSite: 'lax' | 'strict' }
-  idleTimeoutSeconds: number
-  /** Opened sessions kept in process per instance (Redis store only); 0 turns the cache off. */
-  sessionCacheSize: number
-  absoluteTimeoutSeconds: number
-  oidc: {
-    issuer: string
-    clientId: string
-    clientSecret: string
-    scopes: string
-    authParams: Record<string, string>
-    allowInsecureHttp: boolean
-    /** Seconds before a call to the identity provider is abandoned. */
-    httpTimeoutSeconds: number
-    /** Seconds of clock difference with the identity provider tolerated in ID and logout token times. */
-    clockToleranceSeconds: number
-  }
-  redirectUri: string
-  routes: RoutePolicy
-  routesFile: string
-  rolesClaim: string
-  tokenRefreshSkewSeconds: number
-  allowedOrigins: string[]
-  sessionBinding: SessionBindingMode
-  /** Network prefixes compared by session binding; absent: addresses of that family are not compared. */
-  sessionBindingNetwork: { ipv4Prefix?: number, ipv6Prefix?: number }
-  trustProxy: TrustProxy
-  /** Requests per minute per client IP to each of /bff/login and /bff/callback. */
-  loginRateLimit: number
-  /** Largest request body forwarded to an upstream, in bytes. */
-  proxyBodyLimit: number
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
-  /** A directory of static files (the SPA) served at `/`, same origin as the BFF endpoints. */
-  staticDir?: string
-}
-
 /** Raised when the environment does not describe a runnable gateway; one line per problem. */
 export class ConfigError extends Error {
   readonly problems: string[]
-  constructor (problems: string[]) {
-    super(`invalid configuration:\n${problems.join('\n')}`)
+  constructor (problems: string[], options?: ErrorOptions) {
+    super(`invalid configuration:\n${problems.join('\n')}`, options)
     this.name = 'ConfigError'
     this.problems = problems
   }
@@ -100,7 +47,7 @@ const hostPortList = z.string().transform((value, ctx) => {
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform(v => v === 'true' || v === '1')
 
-const envSchema = z.object({
+const variablesSchema = z.object({
   PUBLIC_URL: z.string().transform((value, ctx) => {
     let url: URL
     try {
@@ -225,63 +172,62 @@ const envSchema = z.object({
 })
 
 /** Names of every variable the gateway reads; tests compare docker-compose and the README against it. */
-export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape)
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(variablesSchema.shape)
 
 function isLoopbackHttp (url: URL): boolean {
   return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)
 }
 
-/**
- * Validates the environment and loads the route policy.
- * @throws ConfigError listing every problem, one line each, naming the variable.
- */
-export async function loadConfig (env: Record<string, string | undefined>): Promise<GatewayConfig> {
-  // An empty string means "not set" for every variable, as shells and compose files tend to pass them.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-  const parsed = envSchema.safeParse(cleaned)
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map(issue => {
-      const name = String(issue.path[0] ?? 'config')
-      const missing = issue.code === 'invalid_type' && cleaned[name] === undefined
-      return `${name}: ${missing ? 'is required' : issue.message}`
-    }))
-  }
-  const e = parsed.data
-  const problems: string[] = []
+type Variables = z.output<typeof variablesSchema>
 
+/** A problem that involves more than one variable, reported against the first it names. */
+function problem (ctx: z.RefinementCtx, variable: string, message: string): void {
+  ctx.addIssue({ code: 'custom', path: [variable], message })
+}
+
+function redisConfig (e: Variables, ctx: z.RefinementCtx) {
+  const modes = [e.REDIS_URL, e.REDIS_SENTINELS, e.REDIS_CLUSTER_NODES].filter(v => v !== undefined)
+  if (modes.length > 1) {
+    problem(ctx, 'REDIS_URL', 'set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES')
+    return undefined
+  }
+  const auth = {
+    ...(e.REDIS_USERNAME ? { username: e.REDIS_USERNAME } : {}),
+    ...(e.REDIS_PASSWORD ? { password: e.REDIS_PASSWORD } : {}),
+    tls: e.REDIS_TLS ?? false,
+  }
+  if (e.REDIS_URL) return { mode: 'standalone' as const, url: e.REDIS_URL }
+  if (e.REDIS_SENTINELS) {
+    if (!e.REDIS_SENTINEL_NAME) {
+      problem(ctx, 'REDIS_SENTINEL_NAME', 'is required with REDIS_SENTINELS')
+      return undefined
+    }
+    return { mode: 'sentinel' as const, sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, ...auth }
+  }
+  if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster' as const, nodes: e.REDIS_CLUSTER_NODES, ...auth }
+  return undefined
+}
+
+/** The variables, checked against each other and shaped for the code that uses them. */
+const configSchema = variablesSchema.transform((e, ctx) => {
   const publicUrl = e.PUBLIC_URL
   const secure = publicUrl.protocol === 'https:' || publicUrl.hostname === 'localhost'
   const cookieName = e.SESSION_COOKIE_NAME ?? (secure ? '__Host-bff' : 'bff')
   if (cookieName.startsWith('__Host-') && !secure) {
-    problems.push('SESSION_COOKIE_NAME: a __Host- cookie needs PUBLIC_URL to be https: or http://localhost')
+    problem(ctx, 'SESSION_COOKIE_NAME', 'a __Host- cookie needs PUBLIC_URL to be https: or http://localhost')
   }
   if (e.SESSION_IDLE_TIMEOUT > e.SESSION_ABSOLUTE_TIMEOUT) {
-    problems.push('SESSION_IDLE_TIMEOUT: must not exceed SESSION_ABSOLUTE_TIMEOUT')
+    problem(ctx, 'SESSION_IDLE_TIMEOUT', 'must not exceed SESSION_ABSOLUTE_TIMEOUT')
   }
-
   const issuer = new URL(e.OIDC_ISSUER)
   if (issuer.protocol === 'http:' && !isLoopbackHttp(issuer) && !e.OIDC_ALLOW_INSECURE_HTTP) {
-    problems.push('OIDC_ISSUER: plain http is only allowed for loopback issuers unless OIDC_ALLOW_INSECURE_HTTP=true')
+    problem(ctx, 'OIDC_ISSUER', 'plain http is only allowed for loopback issuers unless OIDC_ALLOW_INSECURE_HTTP=true')
   }
-
-  const redis = redisConfig(e, problems)
-  const sessionStore = e.SESSION_STORE ?? (redis ? 'redis' : 'memory')
+  const redis = redisConfig(e, ctx)
+  const sessionStore: 'redis' | 'memory' = e.SESSION_STORE ?? (redis ? 'redis' : 'memory')
   if (sessionStore === 'redis' && !redis) {
-    problems.push('SESSION_STORE: redis needs REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES')
+    problem(ctx, 'SESSION_STORE', 'redis needs REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES')
   }
-
-  let routes: RoutePolicy | undefined
-  try {
-    routes = await loadRoutePolicyFile(e.ROUTES_FILE)
-  } catch (error) {
-    if (error instanceof RoutePolicyError) {
-      problems.push(...error.problems.map(p => `ROUTES_FILE: ${p}`))
-    } else {
-      problems.push(`ROUTES_FILE: cannot be read (${(error as Error).message})`)
-    }
-  }
-
-  if (problems.length > 0 || routes === undefined) throw new ConfigError(problems)
 
   const publicOrigin = publicUrl.origin
   return {
@@ -293,10 +239,12 @@ export async function loadConfig (env: Record<string, string | undefined>): Prom
     adminPort: e.ADMIN_PORT,
     adminToken: e.ADMIN_TOKEN,
     sessionStore,
-    ...(redis ? { redis } : {}),
+    redis,
+    /** First signs and encrypts; all verify and decrypt. */
     sessionSecrets: e.SESSION_SECRET,
     cookie: { name: cookieName, secure, sameSite: e.SESSION_COOKIE_SAMESITE },
     idleTimeoutSeconds: e.SESSION_IDLE_TIMEOUT,
+    /** Opened sessions kept in process per instance (Redis store only); 0 turns the cache off. */
     sessionCacheSize: e.SESSION_CACHE_SIZE,
     absoluteTimeoutSeconds: e.SESSION_ABSOLUTE_TIMEOUT,
     oidc: {
@@ -306,49 +254,50 @@ export async function loadConfig (env: Record<string, string | undefined>): Prom
       scopes: e.OIDC_SCOPES,
       authParams: e.OIDC_AUTH_PARAMS,
       allowInsecureHttp: issuer.protocol === 'http:',
+      /** Seconds before a call to the identity provider is abandoned. */
       httpTimeoutSeconds: e.OIDC_HTTP_TIMEOUT,
+      /** Seconds of clock difference with the identity provider tolerated in ID and logout token times. */
       clockToleranceSeconds: e.OIDC_CLOCK_TOLERANCE,
     },
     redirectUri: `${publicOrigin}/bff/callback`,
-    routes,
+    /** The route policy file; read (and re-read) by `proxy/route-policy.ts`. */
     routesFile: e.ROUTES_FILE,
     rolesClaim: e.ROLES_CLAIM,
     tokenRefreshSkewSeconds: e.TOKEN_REFRESH_SKEW,
     allowedOrigins: e.ALLOWED_ORIGINS,
     sessionBinding: e.SESSION_BINDING,
+    /** Network prefixes compared by session binding; absent: addresses of that family are not compared. */
     sessionBindingNetwork: {
       ...(e.SESSION_BINDING_IPV4_PREFIX !== undefined ? { ipv4Prefix: e.SESSION_BINDING_IPV4_PREFIX } : {}),
       ...(e.SESSION_BINDING_IPV6_PREFIX !== undefined ? { ipv6Prefix: e.SESSION_BINDING_IPV6_PREFIX } : {}),
     },
     trustProxy: e.TRUST_PROXY,
+    /** Requests per minute per client IP to each of /bff/login and /bff/callback. */
     loginRateLimit: e.LOGIN_RATE_LIMIT,
+    /** Largest request body forwarded to an upstream, in bytes. */
     proxyBodyLimit: e.PROXY_BODY_LIMIT,
     logLevel: e.LOG_LEVEL,
-    ...(e.STATIC_DIR ? { staticDir: e.STATIC_DIR } : {}),
+    /** A directory of static files (the SPA) served at `/`, same origin as the BFF endpoints. */
+    staticDir: e.STATIC_DIR,
   }
-}
+})
 
-type ParsedEnv = z.infer<typeof envSchema>
+export type GatewayConfig = z.output<typeof configSchema>
+export type RedisConfig = NonNullable<GatewayConfig['redis']>
+export type SessionBindingMode = GatewayConfig['sessionBinding']
 
-function redisConfig (e: ParsedEnv, problems: string[]): RedisConfig | undefined {
-  const modes = [e.REDIS_URL, e.REDIS_SENTINELS, e.REDIS_CLUSTER_NODES].filter(v => v !== undefined)
-  if (modes.length > 1) {
-    problems.push('REDIS_URL: set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES')
-    return undefined
-  }
-  const auth = {
-    ...(e.REDIS_USERNAME ? { username: e.REDIS_USERNAME } : {}),
-    ...(e.REDIS_PASSWORD ? { password: e.REDIS_PASSWORD } : {}),
-    tls: e.REDIS_TLS ?? false,
-  }
-  if (e.REDIS_URL) return { mode: 'standalone', url: e.REDIS_URL }
-  if (e.REDIS_SENTINELS) {
-    if (!e.REDIS_SENTINEL_NAME) {
-      problems.push('REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS')
-      return undefined
-    }
-    return { mode: 'sentinel', sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, ...auth }
-  }
-  if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, ...auth }
-  return undefined
+/**
+ * Validates the environment.
+ * @throws ConfigError listing every problem, one line each, naming the variable.
+ */
+export function loadConfig (env: Record<string, string | undefined>): GatewayConfig {
+  // An empty string means "not set" for every variable, as shells and compose files tend to pass them.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = configSchema.safeParse(cleaned)
+  if (parsed.success) return parsed.data
+  throw new ConfigError(parsed.error.issues.map(issue => {
+    const name = String(issue.path[0] ?? 'config')
+    const missing = issue.code === 'invalid_type' && cleaned[name] === undefined
+    return `${name}: ${missing ? 'is required' : issue.message}`
+  }))
 }

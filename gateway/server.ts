@@ -1,16 +1,18 @@
 /**
- * Process edge: environment → config → gateway → listeners; signals and a
- * graceful close. The only file that reads `process.env`.
+ * Process edge: environment → config → route policy → gateway → listeners;
+ * signals and a graceful close. The only file that reads `process.env`.
  */
 import { applyRuntimeFlags } from './runtime-flags.js'
-import { ConfigError, loadConfig, type GatewayConfig } from './config.js'
+import { ConfigError, loadConfig } from './config.js'
+import { loadRoutePolicy } from './proxy/route-policy.js'
 import { buildApp } from './app.js'
 
 async function main (): Promise<void> {
   applyRuntimeFlags()
-  let config: GatewayConfig
+  let config, policy
   try {
-    config = await loadConfig(process.env)
+    config = loadConfig(process.env)
+    policy = await loadRoutePolicy(config.routesFile)
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const problem of error.problems) process.stderr.write(`config error: ${problem}\n`)
@@ -19,7 +21,7 @@ async function main (): Promise<void> {
     throw error
   }
 
-  const gateway = await buildApp(config)
+  const gateway = await buildApp(config, policy)
   const addresses = await gateway.listen()
   const store = config.sessionStore === 'redis' ? `redis (${config.redis?.mode})` : 'memory (single process, demo only)'
   process.stdout.write(`bff-gateway public listener on ${addresses.public} (PUBLIC_URL ${config.publicUrl})\n`)

@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url'
 import { startUpstreamMock } from '../upstream-mock/main.js'
 import { loadConfig } from '../gateway/config.js'
+import { loadRoutePolicy } from '../gateway/proxy/route-policy.js'
 import { buildApp } from '../gateway/app.js'
 
 const port = Number(process.env.PORT ?? 3000)
@@ -25,7 +26,7 @@ const mock = await startUpstreamMock({
   ...(process.env.ACCESS_TOKEN_TTL ? { ACCESS_TOKEN_TTL: process.env.ACCESS_TOKEN_TTL } : {}),
 })
 
-const config = await loadConfig({
+const config = loadConfig({
   PUBLIC_URL: publicUrl,
   PORT: String(port),
   ADMIN_PORT: process.env.ADMIN_PORT ?? '3001',
@@ -40,7 +41,7 @@ const config = await loadConfig({
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : { SESSION_STORE: 'memory' }),
 })
-const gateway = await buildApp(config)
+const gateway = await buildApp(config, await loadRoutePolicy(config.routesFile))
 const addresses = await gateway.listen()
 
 process.stdout.write([

@@ -5,24 +5,19 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
-import type { Audit } from '../audit.js'
-import type { GatewayMetrics } from '../metrics.js'
-import type { SessionStore } from '../session/store.js'
 import { byLastSeen, viewOf } from '../session/session-view.js'
-import type { OidcClient } from '../auth/oidc-client.js'
 import { createAdminTokenCheck } from './admin-auth.js'
 
+/** The operator listener is a server of its own; it works on the public gateway's resources. */
 export interface AdminRoutesOptions {
   adminToken: string
-  metrics: GatewayMetrics
-  store: SessionStore
-  oidc: OidcClient
-  audit: Audit
+  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'oidc' | 'audit'>
   absoluteTimeoutSeconds: number
 }
 
 export default async function adminRoutes (app: FastifyInstance, options: AdminRoutesOptions) {
-  const { metrics, store, oidc, audit } = options
+  const { metrics, oidc, audit } = options.gateway
+  const store = options.gateway.sessions.store
   const authorised = createAdminTokenCheck(options.adminToken)
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))

@@ -3,32 +3,27 @@
  * `/bff/user` and `/bff/logout`.
  */
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { IdpUnavailable, InvalidReturnTo, InvalidState, LoginFailed, Unauthenticated } from '../errors.js'
-import type { Audit } from '../audit.js'
-import type { SessionSecrets } from '../session/sessions.js'
 import { parseReturnTo } from './return-to.js'
-import { OidcRejectedError, type OidcClient } from './oidc-client.js'
+import { OidcRejectedError } from './oidc-client.js'
+import { revokeRefreshToken } from './refresh-token-revocation.js'
 import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
 import { profileClaims, rolesFrom } from './claims.js'
 
 export interface AuthRoutesOptions {
-  oidc: OidcClient
   publicUrl: string
   rolesClaim: string
   sessionCookieName: string
   /** Name of the short-lived cookie that binds a login to the browser that started it. */
   loginCookieName: string
   secureCookies: boolean
-  audit: Audit
-  /** Revokes the session's refresh token at the IdP (bounded wait); failures are logged, never surfaced. */
-  revokeRefreshToken: (secrets: SessionSecrets, log: FastifyRequest['log']) => Promise<void>
 }
 
 const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store')
 
 async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
-  const { oidc, audit } = options
+  const { oidc, audit } = app
   const loginCookie = {
     httpOnly: true,
     secure: options.secureCookies,
@@ -120,7 +115,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     if (!session) throw new Unauthenticated()
     await app.sessions.destroy(session.handle)
     request.useSession(undefined)
-    await options.revokeRefreshToken(session.secrets, request.log)
+    await revokeRefreshToken(oidc, session.secrets.refreshToken, request.log)
     audit('logout', { reason: 'user', sub: session.meta.sub, session: session.handle })
     let logoutUrl: string | null = null
     try {
@@ -134,4 +129,4 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 }
 
-export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-csrf'] })
+export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-csrf', 'bff-oidc', 'bff-observability'] })

@@ -7,17 +7,26 @@
 import formBody from '@fastify/formbody'
 import type { FastifyInstance } from 'fastify'
 import { InvalidLogoutToken } from '../errors.js'
-import type { Audit } from '../audit.js'
-import { LogoutTokenError, type LogoutTokenVerifier } from './logout-token.js'
+import { createLogoutTokenVerifier, LogoutTokenError } from './logout-token.js'
 
 export interface BackchannelLogoutOptions {
-  verify: LogoutTokenVerifier
-  audit: Audit
+  issuer: string
+  clientId: string
+  /** Seconds of clock difference with the identity provider tolerated in logout token times. */
+  clockToleranceSeconds: number
   absoluteTimeoutSeconds: number
 }
 
 export default async function backchannelLogoutRoute (app: FastifyInstance, options: BackchannelLogoutOptions) {
   const store = app.sessions.store
+  const { oidc, audit } = app
+  const verify = createLogoutTokenVerifier({
+    issuer: options.issuer,
+    clientId: options.clientId,
+    jwksUri: () => oidc.jwksUri(),
+    clockToleranceSeconds: options.clockToleranceSeconds,
+    claimJti: (key, ttlMs) => store.claimOnce(key, ttlMs),
+  })
   await app.register(formBody, { bodyLimit: 32 * 1024 })
 
   app.post<{ Body: { logout_token?: unknown } }>('/bff/backchannel-logout', {
@@ -26,10 +35,10 @@ export default async function backchannelLogoutRoute (app: FastifyInstance, opti
     reply.header('cache-control', 'no-store')
     let claims
     try {
-      claims = await options.verify(typeof request.body?.logout_token === 'string' ? request.body.logout_token : '')
+      claims = await verify(typeof request.body?.logout_token === 'string' ? request.body.logout_token : '')
     } catch (error) {
       if (!(error instanceof LogoutTokenError)) throw error
-      options.audit('logout', { reason: 'backchannel_refused', detail: error.reason, ip: request.ip })
+      audit('logout', { reason: 'backchannel_refused', detail: error.reason, ip: request.ip })
       throw new InvalidLogoutToken({ cause: error })
     }
 
@@ -44,7 +53,7 @@ export default async function backchannelLogoutRoute (app: FastifyInstance, opti
       revoked = (await store.revokeByUser(claims.sub, 'backchannel')).length
       await store.bumpUserEpoch(claims.sub, options.absoluteTimeoutSeconds * 1000)
     }
-    options.audit('session_revoked', { reason: 'backchannel', ...(claims.sub ? { sub: claims.sub } : {}), revoked })
+    audit('session_revoked', { reason: 'backchannel', ...(claims.sub ? { sub: claims.sub } : {}), revoked })
     return reply.code(200).send()
   })
 }

@@ -6,15 +6,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
-import type { Audit } from '../audit.js'
 import { byLastSeen, viewOf } from '../session/session-view.js'
 
-export interface DeviceRoutesOptions {
-  audit: Audit
-}
-
-async function deviceRoutes (app: FastifyInstance, options: DeviceRoutesOptions) {
+async function deviceRoutes (app: FastifyInstance) {
   const store = app.sessions.store
+  const { audit } = app
 
   async function currentSession (request: FastifyRequest) {
     const session = await request.loadSession()
@@ -36,7 +32,7 @@ async function deviceRoutes (app: FastifyInstance, options: DeviceRoutesOptions)
     const target = await store.get(id)
     // Another user's session is reported exactly like a missing one.
     if (!target || target.revoked || target.meta.sub !== current.meta.sub || !(await store.revoke(id, 'user'))) throw new NotFound()
-    options.audit('session_revoked', { reason: 'user', sub: current.meta.sub, session: id })
+    audit('session_revoked', { reason: 'user', sub: current.meta.sub, session: id })
     return { revoked: 1 }
   })
 
@@ -46,9 +42,9 @@ async function deviceRoutes (app: FastifyInstance, options: DeviceRoutesOptions)
     const others = (await store.listByUser(current.meta.sub)).filter(s => s.handle !== current.handle)
     let revoked = 0
     for (const session of others) if (await store.revoke(session.handle, 'user')) revoked += 1
-    options.audit('session_revoked', { reason: 'user_others', sub: current.meta.sub, revoked })
+    audit('session_revoked', { reason: 'user_others', sub: current.meta.sub, revoked })
     return { revoked }
   })
 }
 
-export default fp(deviceRoutes, { name: 'bff-device-routes', dependencies: ['bff-session', 'bff-csrf'] })
+export default fp(deviceRoutes, { name: 'bff-device-routes', dependencies: ['bff-session', 'bff-csrf', 'bff-observability'] })

@@ -12,15 +12,14 @@ import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGateway, Forbidden, GatewayTimeout, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
-import type { TokenRefresher } from '../auth/token-refresher.js'
-import { canonicalPathOf } from '../canonical-path.js'
+import { canonicalPathOf } from './canonical-path.js'
 import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
 import type { NormalisedPath } from './normalise-path.js'
 import type { ActiveSession } from '../session/sessions.js'
 import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
 import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
 import { upgradeKind } from './websocket.js'
-import type { OpenSockets } from './open-sockets.js'
+import { createOpenSockets } from './open-sockets.js'
 import { exchangeWithUpstream, type AnswerSink } from './upstream-exchange.js'
 
 declare module 'fastify' {
@@ -42,16 +41,16 @@ interface Forward {
 
 export interface ProxyPluginOptions {
   policy: RoutePolicy
-  refresher: TokenRefresher
   publicUrl: string
   /** Largest request body forwarded, in bytes (also the largest WebSocket message). */
   bodyLimit: number
   /** Upstream response timeout when a route sets none. */
   defaultTimeoutMs?: number
   connectTimeoutMs?: number
-  /** Where proxied WebSockets are kept, to be closed when their session ends. */
-  openSockets?: OpenSockets
 }
+
+/** How often open WebSockets' sessions are re-read even without an invalidation message. */
+const WEBSOCKET_SWEEP_MS = 10_000
 
 // Node sets `upgrade` on requests that asked to switch protocols; @types/node does not declare it.
 type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
@@ -70,7 +69,17 @@ type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> &
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 export default async function proxyPlugin (app: FastifyInstance, options: ProxyPluginOptions) {
-  const { policy, refresher } = options
+  const { policy } = options
+  const { tokens: refresher, sessions, sessionChanges, metrics } = app
+  // Proxied WebSockets, kept to be closed when their session ends.
+  const openSockets = createOpenSockets({
+    reload: (session) => sessions.reload(session),
+    sweepMs: WEBSOCKET_SWEEP_MS,
+    onEnded: (session) => app.log.info({ session: session.handle, sub: session.meta.sub }, 'WebSocket closed: its session is over'),
+    onCheckFailed: (error) => app.log.warn({ err: error }, 'could not re-check the session of an open WebSocket; it stays open until the next check'),
+  })
+  sessionChanges.listen((invalidation) => openSockets.announce(invalidation))
+  app.addHook('preClose', async () => { openSockets.close() })
   const publicUrl = new URL(options.publicUrl)
   const publicProto = publicUrl.protocol.slice(0, -1)
   const dispatcher = new Agent({
@@ -188,7 +197,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   // It runs once per proxied WebSocket, right after the handshake was let through.
   const wsClientOptions: WsClientOptions = {
     rewriteRequestHeaders: (_headers, request) => {
-      if (request.bffSessionValue) options.openSockets?.track(request.raw.socket, request.bffSessionValue)
+      if (request.bffSessionValue) openSockets.track(request.raw.socket, request.bffSessionValue)
       return upstreamRequestHeaders({}, forwardContext(request))
     },
   }
@@ -201,6 +210,13 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     // API answers are data: they get the API set of security headers, not the page set.
     scope.addHook('onRoute', (routeOptions) => {
       routeOptions.config = { ...routeOptions.config, securityHeaders: 'api' }
+    })
+    scope.addHook('onResponse', (request, reply, done) => {
+      const forwarded = request.bffForward
+      if (forwarded && forwarded.upstreamSeconds >= 0) {
+        metrics.upstreamDuration.observe({ upstream: forwarded.upstream, status: String(reply.statusCode) }, forwarded.upstreamSeconds)
+      }
+      done()
     })
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
     // body goes through a pass-through parser (ours, or @fastify/http-proxy's) and so through our streaming limit.

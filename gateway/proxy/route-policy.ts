@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
+import { ConfigError } from '../config.js'
 import type { NormalisedPath } from './normalise-path.js'
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
@@ -93,6 +94,21 @@ export async function loadRoutePolicyFile (path: string): Promise<RoutePolicy> {
     throw new RoutePolicyError(path, [`is not valid JSON: ${(err as Error).message}`], { cause: err })
   }
   return parseRoutePolicy(json, path)
+}
+
+/**
+ * The route policy of a configuration (`ROUTES_FILE`), for start-up and reload.
+ *
+ * @throws ConfigError with one `ROUTES_FILE: …` line per problem, as every
+ * other configuration problem is reported.
+ */
+export async function loadRoutePolicy (routesFile: string): Promise<RoutePolicy> {
+  try {
+    return await loadRoutePolicyFile(routesFile)
+  } catch (error) {
+    if (error instanceof RoutePolicyError) throw new ConfigError(error.problems.map(p => `ROUTES_FILE: ${p}`), { cause: error })
+    throw error
+  }
 }
 
 /**

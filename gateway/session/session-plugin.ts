@@ -6,13 +6,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CookieSerializeOptions } from '@fastify/cookie'
-import type { ActiveSession, SessionManager } from './sessions.js'
+import type { ActiveSession } from './sessions.js'
 import { bindingMismatch, type BindingMismatch, type BindingRules } from './session-binding.js'
 
 declare module 'fastify' {
-  interface FastifyInstance {
-    sessions: SessionManager
-  }
   interface FastifyRequest {
     /** The request's session, or undefined; throws SessionStoreUnavailable when the store is down. */
     loadSession (): Promise<ActiveSession | undefined>
@@ -35,16 +32,18 @@ declare module 'fastify' {
 }
 
 export interface SessionPluginOptions {
-  sessions: SessionManager
   cookieName: string
   secure: boolean
   sameSite: 'lax' | 'strict'
   binding: { mode: 'off' | 'log' | 'revoke', rules: BindingRules }
-  onBindingMismatch?: (session: ActiveSession, mismatch: BindingMismatch, revoked: boolean) => void
 }
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions) {
-  const { sessions, cookieName } = options
+  const { sessions, audit } = app
+  const reportMismatch = (session: ActiveSession, mismatch: BindingMismatch, revoked: boolean) => audit('binding_mismatch', {
+    reason: mismatch, sub: session.meta.sub, session: session.handle, action: revoked ? 'revoked' : 'logged',
+  })
+  const { cookieName } = options
   const attributes: CookieSerializeOptions = {
     httpOnly: true,
     secure: options.secure,
@@ -52,7 +51,6 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     path: '/',
   }
 
-  app.decorate('sessions', sessions)
   app.decorateRequest('bffSession', null)
   app.decorateRequest('bffSessionValue', null)
   app.decorateRequest('bffCookieMaxAge', null)
@@ -82,7 +80,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       if (binding.mode !== 'off') {
         const mismatch = boundElsewhere(session, this)
         if (mismatch) {
-          options.onBindingMismatch?.(session, mismatch, binding.mode === 'revoke')
+          reportMismatch(session, mismatch, binding.mode === 'revoke')
           if (binding.mode === 'revoke') {
             await sessions.revoke(session, 'binding')
             return undefined
@@ -123,4 +121,4 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   })
 }
 
-export default fp(sessionPlugin, { name: 'bff-session', dependencies: ['@fastify/cookie'] })
+export default fp(sessionPlugin, { name: 'bff-session', dependencies: ['@fastify/cookie', 'bff-session-store', 'bff-observability'] })

@@ -169,7 +169,7 @@ function mayForward (r: FuzzRequest, cookieLine: string | undefined): { url: str
   const queryAt = target.indexOf('?')
   const path = normaliseRequestPath(queryAt === -1 ? target : target.slice(0, queryAt))
   if (!path.ok) return undefined
-  const match = matchRoute(stack.gateway.config.routes, r.method, path)
+  const match = matchRoute(stack.gateway.policy, r.method, path)
   if (match.kind !== 'allowed' || !isAllowedForRoles(match.rule, ['user'])) return undefined
   return { url: match.upstreamPath + (queryAt === -1 ? '' : target.slice(queryAt)) }
 }

@@ -6,6 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, type GatewayConfig } from '../../gateway/config.js'
+import { loadRoutePolicy, type RoutePolicy } from '../../gateway/proxy/route-policy.js'
 import type { IdpClient } from '../../upstream-mock/idp.js'
 import { buildApp, type Gateway, type GatewayDeps } from '../../gateway/app.js'
 import { freePort } from './free-port.js'
@@ -81,6 +82,7 @@ export interface TestGateway {
   url: string
   adminUrl: string
   config: GatewayConfig
+  policy: RoutePolicy
   gateway: Gateway
   close (): Promise<void>
 }
@@ -107,13 +109,15 @@ export async function startTestGateway (options: TestGatewayOptions): Promise<Te
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : { SESSION_STORE: 'memory' }),
     ...options.env,
   }
-  const config = await loadConfig(env)
-  const gateway = await buildApp(config, options.deps)
+  const config = loadConfig(env)
+  const policy = await loadRoutePolicy(config.routesFile)
+  const gateway = await buildApp(config, policy, options.deps)
   const addresses = await gateway.listen()
   return {
     url: addresses.public,
     adminUrl: addresses.admin,
     config,
+    policy,
     gateway,
     close: () => gateway.close(),
   }

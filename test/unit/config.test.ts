@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
+import { loadRoutePolicy } from '../../gateway/proxy/route-policy.js'
 
 const ROUTES_FILE = fileURLToPath(new URL('../fixtures/routes.json', import.meta.url))
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -16,9 +17,10 @@ const valid = {
   ROUTES_FILE,
 }
 
+/** What start-up reports: the variables, then (when they are valid) the route policy they name. */
 async function problemsOf (env: Record<string, string | undefined>): Promise<string[]> {
   try {
-    await loadConfig(env)
+    await loadRoutePolicy(loadConfig(env).routesFile)
   } catch (error) {
     if (error instanceof ConfigError) return error.problems
     throw error
@@ -28,7 +30,7 @@ async function problemsOf (env: Record<string, string | undefined>): Promise<str
 
 describe('configuration', () => {
   it('applies the contract defaults', async () => {
-    const config = await loadConfig(valid)
+    const config = loadConfig(valid)
     expect(config).toMatchObject({
       host: '127.0.0.1',
       port: 3000,
@@ -49,7 +51,7 @@ describe('configuration', () => {
   })
 
   it('uses Redis by default once a Redis variable is set', async () => {
-    const config = await loadConfig({ ...valid, REDIS_URL: 'redis://127.0.0.1:6390' })
+    const config = loadConfig({ ...valid, REDIS_URL: 'redis://127.0.0.1:6390' })
     expect(config.sessionStore).toBe('redis')
     expect(config.redis).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6390' })
   })
@@ -59,7 +61,7 @@ describe('configuration', () => {
     ['http://localhost', 'http://localhost:3000', '__Host-bff', true],
     ['plain http elsewhere', 'http://127.0.0.1:3000', 'bff', false],
   ])('names the cookie for %s', async (_case, url, name, secure) => {
-    const config = await loadConfig({ ...valid, PUBLIC_URL: url })
+    const config = loadConfig({ ...valid, PUBLIC_URL: url })
     expect(config.cookie).toMatchObject({ name, secure })
   })
 

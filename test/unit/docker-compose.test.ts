@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { CONFIG_VARIABLES, loadConfig } from '../../gateway/config.js'
+import { loadRoutePolicy } from '../../gateway/proxy/route-policy.js'
 
 const ROOT = new URL('../../', import.meta.url)
 
@@ -67,8 +68,9 @@ describe('docker-compose.yml', () => {
       expect(unknown, `service ${name}`).toEqual([])
       // The image's /app/deploy/routes.json and /app/demo are this repository's deploy/routes.json and demo/.
       const local = (path: string) => fileURLToPath(new URL(path.replace(/^\/app\//, ''), ROOT))
-      const config = await loadConfig({ ...env, ROUTES_FILE: local(env.ROUTES_FILE!), ...(env.STATIC_DIR ? { STATIC_DIR: local(env.STATIC_DIR) } : {}) })
+      const config = loadConfig({ ...env, ROUTES_FILE: local(env.ROUTES_FILE!), ...(env.STATIC_DIR ? { STATIC_DIR: local(env.STATIC_DIR) } : {}) })
       expect(config.sessionStore, `service ${name}`).toBe('redis')
+      await expect(loadRoutePolicy(config.routesFile), `service ${name}`).resolves.toBeDefined()
     }
   })
 

@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from '../../gateway/logging.js'
+import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from '../../gateway/observability/logging.js'
 
 let app: FastifyInstance | undefined
 afterEach(async () => { await app?.close() })

@@ -3,7 +3,7 @@
  * 5xx callers see only the code; the whole error (with its cause) goes to the log.
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { NotFound, publicCode, type ErrorBody } from './errors.js'
+import { NotFound, publicCode, type ErrorBody } from '../errors.js'
 
 function bodyFor (error: FastifyError): { status: number, body: ErrorBody } {
   const code = publicCode(error.code)

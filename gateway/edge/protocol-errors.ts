@@ -9,7 +9,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { HeadersTooLarge, Internal, InvalidPath, InvalidRequest, publicCode, RequestTimeout, UriTooLong } from './errors.js'
+import { HeadersTooLarge, Internal, InvalidPath, InvalidRequest, publicCode, RequestTimeout, UriTooLong } from '../errors.js'
 
 type GatewayError = Error & { code: string, statusCode?: number }
 

@@ -21,7 +21,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { Csrf, Unauthenticated } from './errors.js'
+import { Csrf, Unauthenticated } from '../errors.js'
 
 export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 export const CSRF_HEADER = 'x-csrf-token'
@@ -61,13 +61,12 @@ export function checkWebSocketOrigin (origin: string | string[] | undefined, all
 
 export interface CsrfOptions {
   allowedOrigins: readonly string[]
-  onRefused?: (request: FastifyRequest, reason: string) => void
 }
 
 async function csrfPlugin (app: import('fastify').FastifyInstance, options: CsrfOptions) {
   const allowed = new Set(options.allowedOrigins)
   const refuse = (request: FastifyRequest, reason: string) => {
-    options.onRefused?.(request, reason)
+    app.audit('csrf_refused', { reason, ip: request.ip })
     return new Csrf()
   }
 
@@ -105,4 +104,4 @@ async function csrfPlugin (app: import('fastify').FastifyInstance, options: Csrf
   })
 }
 
-export default fp(csrfPlugin, { name: 'bff-csrf', dependencies: ['bff-session'] })
+export default fp(csrfPlugin, { name: 'bff-csrf', dependencies: ['bff-session', 'bff-observability'] })

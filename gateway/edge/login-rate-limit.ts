@@ -9,8 +9,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, RouteOptions } from 'fastify'
-import type { RedisConnection } from './session/redis-client.js'
-import { RateLimited } from './errors.js'
+import { RateLimited } from '../errors.js'
 
 export interface LoginRateLimitOptions {
   /** Requests per window per client IP, counted per endpoint. */
@@ -18,7 +17,6 @@ export interface LoginRateLimitOptions {
   windowMs: number
   /** The routes (as registered) to limit. */
   routes: readonly string[]
-  redis?: RedisConnection
 }
 
 const NAMESPACE = 'bff:rate-limit:'
@@ -32,11 +30,11 @@ async function loginRateLimit (app: FastifyInstance, options: LoginRateLimitOpti
   })
   await app.register(rateLimit, {
     global: false,
-    ...(options.redis ? { redis: options.redis } : {}),
+    ...(app.redis ? { redis: app.redis } : {}),
     nameSpace: NAMESPACE,
     skipOnError: true,
     errorResponseBuilder: () => new RateLimited(),
   })
 }
 
-export default fp(loginRateLimit, { name: 'bff-login-rate-limit' })
+export default fp(loginRateLimit, { name: 'bff-login-rate-limit', dependencies: ['bff-session-store'] })

@@ -7,8 +7,8 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { InvalidPath, UriTooLong } from './errors.js'
-import { MAX_PATH_LENGTH, normaliseRequestPath, type NormalisedPath } from './proxy/normalise-path.js'
+import { InvalidPath, UriTooLong } from '../errors.js'
+import { MAX_PATH_LENGTH, normaliseRequestPath, type NormalisedPath } from './normalise-path.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,0 +1,27 @@
+/**
+ * The identity provider client (openid-client), created once per gateway and
+ * shared by the login routes, the token refresher and the revocation paths.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig } from '../config.js'
+import { createOidcClient, type OidcClient } from './oidc-client.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    oidc: OidcClient
+  }
+}
+
+async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfig }) {
+  const { config } = options
+  const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri })
+  app.decorate('oidc', oidc)
+  app.addHook('onReady', (done) => {
+    // Discovery is retried on demand; a down IdP must not stop the gateway from starting.
+    oidc.ready().catch((error: unknown) => app.log.error({ err: error }, 'identity provider discovery failed; will retry'))
+    done()
+  })
+}
+
+export default fp(oidcPlugin, { name: 'bff-oidc' })

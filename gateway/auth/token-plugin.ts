@@ -1,0 +1,53 @@
+/**
+ * The token refresher, wired to the session layer, the identity provider,
+ * metrics and the audit trail; `app.tokens` keeps every session's access
+ * token fresh with one refresh per session across instances.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig } from '../config.js'
+import { createTokenRefresher, type TokenRefresher } from './token-refresher.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokens: TokenRefresher
+  }
+}
+
+export interface TokenPluginOptions {
+  config: GatewayConfig
+  /** Lease of the cross-instance refresh lock; tests shorten it to prove renewal. */
+  refreshLockLeaseMs?: number
+}
+
+async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
+  const { config } = options
+  const { sessions, sessionChanges, oidc, metrics, audit } = app
+  app.decorate('tokens', createTokenRefresher({
+    sessions,
+    oidc,
+    waitForChange: (handle, ms) => sessionChanges.wait(handle, ms),
+    skewSeconds: config.tokenRefreshSkewSeconds,
+    rolesClaim: config.rolesClaim,
+    ...(options.refreshLockLeaseMs ? { lockLeaseMs: options.refreshLockLeaseMs } : {}),
+    observer: {
+      attempt: () => metrics.refreshAttempts.inc(),
+      success: (ms) => {
+        metrics.refreshSuccesses.inc()
+        metrics.refreshDuration.observe(ms / 1000)
+      },
+      failure: (reason) => metrics.refreshFailures.inc({ reason }),
+      lockWait: () => metrics.refreshLockWaits.inc(),
+      grantRejected: async (session, oauthError) => {
+        // We held the newest refresh token and no refresh of ours was in flight, yet the IdP refused it:
+        // revoked at the IdP, or used by someone else (theft). Either way the user's sessions are suspect.
+        audit('refresh_failed', { reason: oauthError, sub: session.meta.sub, session: session.handle })
+        const revoked = await sessions.store.revokeByUser(session.meta.sub, 'theft_suspected')
+        await sessions.store.bumpUserEpoch(session.meta.sub, config.absoluteTimeoutSeconds * 1000)
+        audit('theft_suspected', { reason: 'refresh_token_rejected', sub: session.meta.sub, revoked: revoked.length })
+      },
+    },
+  }))
+}
+
+export default fp(tokenPlugin, { name: 'bff-tokens', dependencies: ['bff-session-store', 'bff-oidc', 'bff-observability'] })

@@ -1,0 +1,9 @@
+/**
+ * `GET /healthz` on the public listener: 200 while the process is alive.
+ * Probes hit it every few seconds; it is logged only when something is wrong.
+ */
+import type { FastifyInstance } from 'fastify'
+
+export default async function health (app: FastifyInstance) {
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
+}

@@ -1,0 +1,126 @@
+/**
+ * The session layer's resources: the store (Redis or memory), the in-process
+ * cache and the invalidation channel that keeps it honest, and the session
+ * manager built on them. Everything here is created, decorated and closed by
+ * this plugin; the rest of the gateway sees `app.sessions` and
+ * `app.sessionChanges`, never the store.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig } from '../config.js'
+import { revokeRefreshToken } from '../auth/refresh-token-revocation.js'
+import { createSessionStore } from './create-store.js'
+import { waitForRedis, watchRedisConnection, type RedisConnection } from './redis-client.js'
+import { createSessionCache } from './session-cache.js'
+import { createChangeWaiters } from './change-waiters.js'
+import { applyInvalidation, parseInvalidation, subscribeInvalidations, type Invalidation } from './invalidation.js'
+import type { SessionStore } from './store.js'
+import { createSessionCrypto } from './session-crypto.js'
+import { createSessionManager, type SessionManager } from './sessions.js'
+
+/** News of sessions changed or ended anywhere (the invalidation channel), for whoever holds on to one. */
+export interface SessionChanges {
+  /** `listener` hears every invalidation, after the cache has applied it. */
+  listen (listener: (invalidation: Invalidation) => void): void
+  /** Resolves when a message names the session (or its user, or everyone), or after `ms`. */
+  wait (handle: string, ms: number): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: SessionManager
+    sessionChanges: SessionChanges
+    /** The Redis connection behind the session store, shared with the login rate limit; null with the memory store. */
+    redis: RedisConnection | null
+  }
+}
+
+export interface SessionStorePluginOptions {
+  config: GatewayConfig
+  /** A store to use instead of the configured one (tests run the same app on several). */
+  store?: SessionStore
+}
+
+/** A safety net only; invalidation messages are what keep cached sessions correct. */
+const SESSION_CACHE_TTL_MS = 60_000
+/** How long start-up waits for Redis before listening anyway (requests get 503 until it is there). */
+const REDIS_START_WAIT_MS = 5000
+
+async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePluginOptions) {
+  const { config } = options
+  const { metrics, audit, oidc } = app
+  // The cache needs the invalidation channel, which needs Redis: none with the memory store.
+  const cache = !options.store && config.sessionStore === 'redis' && config.sessionCacheSize > 0
+    ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
+    : undefined
+  const listeners: Array<(invalidation: Invalidation) => void> = []
+  const announce = (invalidation: Invalidation) => { for (const listener of listeners) listener(invalidation) }
+  const created = options.store
+    ? { store: options.store }
+    : createSessionStore(config, {
+      onError: () => metrics.storeErrors.inc(),
+      ...(cache
+        ? {
+            // This instance's own writes evict at once, without waiting for their echo from Redis.
+            onAnnounce: (message: string) => {
+              const invalidation = parseInvalidation(message)
+              applyInvalidation(cache, invalidation)
+              announce(invalidation)
+            },
+          }
+        : {}),
+    })
+  const { store } = created
+  const redis = created.redis ?? null
+
+  metrics.trackSessions(() => store.countSessions())
+  if (cache) metrics.trackSessionCache(cache)
+  watchRedisConnection(created.redis, app.log)
+  if (store.kind === 'memory') {
+    app.log.warn('SESSION_STORE=memory: sessions live in this process only; use Redis for more than one instance or a restart-proof demo')
+  }
+
+  const invalidations = cache && redis
+    ? subscribeInvalidations(redis, cache,
+      (error) => app.log.warn({ err: error }, 'session invalidation channel failed; cache distrusted'),
+      announce)
+    : undefined
+
+  const sessions = createSessionManager({
+    store,
+    ...(cache ? { cache } : {}),
+    crypto: createSessionCrypto(config.sessionSecrets),
+    idleTimeoutSeconds: config.idleTimeoutSeconds,
+    absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
+    // Sessions revoked from elsewhere (operator, back-channel, another device) keep their tokens
+    // sealed under the browser's key; the browser's next visit lets us revoke them at the IdP.
+    onRevokedSessionSeen: async (secrets, meta, reason) => {
+      await revokeRefreshToken(oidc, secrets.refreshToken, app.log)
+      audit('session_revoked', { reason, sub: meta.sub, stage: 'refresh_token_revoked' })
+    },
+  })
+
+  // Instances waiting for another's token refresh are woken by its write, not only by their poll.
+  const waiters = createChangeWaiters()
+  listeners.push((invalidation) => waiters.announce(invalidation))
+
+  app.decorate('sessions', sessions)
+  app.decorate('redis', { getter: () => redis })
+  app.decorate('sessionChanges', {
+    listen: (listener) => { listeners.push(listener) },
+    wait: (handle, ms) => waiters.wait(handle, ms),
+  } satisfies SessionChanges)
+
+  app.addHook('onReady', async () => {
+    if (!redis) return
+    await waitForRedis(redis, REDIS_START_WAIT_MS).catch((error: unknown) => {
+      app.log.error({ err: error }, 'Redis is not reachable yet; requests get 503 until it is')
+    })
+  })
+  app.addHook('onClose', async () => {
+    await invalidations?.close()
+    await store.close()
+  })
+}
+
+export default fp(sessionStorePlugin, { name: 'bff-session-store', dependencies: ['bff-observability', 'bff-oidc'] })
