@@ -91,7 +91,6 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
     issuer: config.oidc.issuer,
     clientId: config.oidc.clientId,
     clockToleranceSeconds: config.oidc.clockToleranceSeconds,
-    absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
   })
   await app.register(proxyPlugin, { policy, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
   await app.register(health)
@@ -101,7 +100,7 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   const admin = Fastify(adminServerOptions(config))
   installErrorHandlers(admin)
   await admin.register(gracefulClose)
-  await admin.register(adminRoutes, { adminToken: config.adminToken, gateway: app, absoluteTimeoutSeconds: config.absoluteTimeoutSeconds })
+  await admin.register(adminRoutes, { adminToken: config.adminToken, gateway: app })
   // Closed once the public listener has drained, before the resources it uses (hooks added later run first).
   app.addHook('onClose', async () => { await admin.close() })
 

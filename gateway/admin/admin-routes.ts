@@ -5,25 +5,23 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
-import { byLastSeen, viewOf } from '../session/session-view.js'
+import { viewOf } from '../session/session-view.js'
 import { createAdminTokenCheck } from './admin-auth.js'
 
 /** The operator listener is a server of its own; it works on the public gateway's resources. */
 export interface AdminRoutesOptions {
   adminToken: string
-  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'oidc' | 'audit'>
-  absoluteTimeoutSeconds: number
+  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'oidc'>
 }
 
 export default async function adminRoutes (app: FastifyInstance, options: AdminRoutesOptions) {
-  const { metrics, oidc, audit } = options.gateway
-  const store = options.gateway.sessions.store
+  const { metrics, oidc, sessions, revocation } = options.gateway
   const authorised = createAdminTokenCheck(options.adminToken)
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', { logLevel: 'warn' }, async (request, reply) => {
-    const [storeCheck, idpCheck] = await Promise.allSettled([store.ping(), oidc.ready()])
+    const [storeCheck, idpCheck] = await Promise.allSettled([sessions.ping(), oidc.ready()])
     const checks = {
       sessionStore: storeCheck.status === 'fulfilled' ? 'ok' : 'unavailable',
       identityProvider: idpCheck.status === 'fulfilled' ? 'ok' : 'unavailable',
@@ -44,8 +42,7 @@ export default async function adminRoutes (app: FastifyInstance, options: AdminR
     })
 
     scope.get<{ Params: { sub: string } }>('/admin/users/:sub/sessions', async (request) => {
-      const sessions = (await store.listByUser(request.params.sub)).sort(byLastSeen)
-      return { sessions: sessions.map(viewOf) }
+      return { sessions: (await sessions.listByUser(request.params.sub)).map(viewOf) }
     })
 
     // Lost device or role change: every session of the user ends, and the epoch bump also ends any
@@ -53,25 +50,17 @@ export default async function adminRoutes (app: FastifyInstance, options: AdminR
     // (its tokens are sealed under a key only that browser holds), and its next login is forced
     // to re-authenticate at the IdP (prompt=login).
     scope.delete<{ Params: { sub: string } }>('/admin/users/:sub/sessions', async (request) => {
-      const { sub } = request.params
-      const revoked = await store.revokeByUser(sub, 'operator')
-      await store.bumpUserEpoch(sub, options.absoluteTimeoutSeconds * 1000)
-      audit('session_revoked', { reason: 'operator', scope: 'user', sub, revoked: revoked.length })
-      return { revoked: revoked.length }
+      return { revoked: await revocation.revoke({ sub: request.params.sub, reason: 'operator' }) }
     })
 
     scope.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request) => {
-      const session = await store.get(request.params.id)
-      if (!session || !(await store.revoke(request.params.id, 'operator'))) throw new NotFound()
-      audit('session_revoked', { reason: 'operator', scope: 'session', sub: session.meta.sub, session: session.handle })
+      if (await revocation.revoke({ handle: request.params.id, reason: 'operator' }) === 0) throw new NotFound()
       return { revoked: 1 }
     })
 
     scope.delete<{ Querystring: { all?: string } }>('/admin/sessions', async (request) => {
       if (request.query.all !== 'true') throw new InvalidRequest('Flushing every session needs ?all=true')
-      const revoked = await store.revokeAll('operator')
-      audit('session_revoked', { reason: 'operator', scope: 'all', revoked })
-      return { revoked }
+      return { revoked: await revocation.revoke({ all: true, reason: 'operator' }) }
     })
 
     scope.all('/admin/*', async () => { throw new NotFound() })

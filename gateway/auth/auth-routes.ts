@@ -7,7 +7,6 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { IdpUnavailable, InvalidReturnTo, InvalidState, LoginFailed, Unauthenticated } from '../errors.js'
 import { parseReturnTo } from './return-to.js'
 import { OidcRejectedError } from './oidc-client.js'
-import { revokeRefreshToken } from './refresh-token-revocation.js'
 import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
 import { profileClaims, rolesFrom } from './claims.js'
 
@@ -44,7 +43,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
     const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
     const url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
-    await savePendingLogin(app.sessions.store, binding, challenge, returnTo.path)
+    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path)
     noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
     return reply.redirect(url.href, 302)
   })
@@ -53,7 +52,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     config: { crossSiteAllowed: true },
   }, async (request, reply) => {
     const state = typeof request.query.state === 'string' ? request.query.state : ''
-    const pending = await takePendingLogin(app.sessions.store, state, request.cookies[options.loginCookieName])
+    const pending = await takePendingLogin(app.loginStates, state, request.cookies[options.loginCookieName])
     if (!pending) {
       audit('login_failed', { reason: 'invalid_state', ip: request.ip })
       throw new InvalidState()
@@ -113,10 +112,8 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   app.post('/bff/logout', { config: { csrf: true } }, async (request, reply) => {
     const session = await request.loadSession()
     if (!session) throw new Unauthenticated()
-    await app.sessions.destroy(session.handle)
+    await app.revocation.revoke({ session, reason: 'logout' })
     request.useSession(undefined)
-    await revokeRefreshToken(oidc, session.secrets.refreshToken, request.log)
-    audit('logout', { reason: 'user', sub: session.meta.sub, session: session.handle })
     let logoutUrl: string | null = null
     try {
       // No id_token_hint: the URL goes to the browser, and no token ever does.
@@ -129,4 +126,4 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 }
 
-export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-csrf', 'bff-oidc', 'bff-observability'] })
+export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-csrf', 'bff-oidc', 'bff-observability'] })

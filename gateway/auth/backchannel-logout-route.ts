@@ -7,6 +7,7 @@
 import formBody from '@fastify/formbody'
 import type { FastifyInstance } from 'fastify'
 import { InvalidLogoutToken } from '../errors.js'
+import { keyFor } from '../session/keys.js'
 import { createLogoutTokenVerifier, LogoutTokenError } from './logout-token.js'
 
 export interface BackchannelLogoutOptions {
@@ -14,18 +15,16 @@ export interface BackchannelLogoutOptions {
   clientId: string
   /** Seconds of clock difference with the identity provider tolerated in logout token times. */
   clockToleranceSeconds: number
-  absoluteTimeoutSeconds: number
 }
 
 export default async function backchannelLogoutRoute (app: FastifyInstance, options: BackchannelLogoutOptions) {
-  const store = app.sessions.store
-  const { oidc, audit } = app
+  const { oidc, audit, revocation, replayClaims } = app
   const verify = createLogoutTokenVerifier({
     issuer: options.issuer,
     clientId: options.clientId,
     jwksUri: () => oidc.jwksUri(),
     clockToleranceSeconds: options.clockToleranceSeconds,
-    claimJti: (key, ttlMs) => store.claimOnce(key, ttlMs),
+    claimJti: (jti, ttlMs) => replayClaims.claimOnce(keyFor.logoutTokenId(options.issuer, jti), ttlMs),
   })
   await app.register(formBody, { bodyLimit: 32 * 1024 })
 
@@ -42,18 +41,12 @@ export default async function backchannelLogoutRoute (app: FastifyInstance, opti
       throw new InvalidLogoutToken({ cause: error })
     }
 
-    let revoked = 0
     if (claims.sid) {
-      for (const handle of await store.listBySid(claims.sid)) {
-        const session = await store.get(handle)
-        if (session && (!claims.sub || session.meta.sub === claims.sub) && await store.revoke(handle, 'backchannel')) revoked += 1
-      }
+      await revocation.revoke({ sid: claims.sid, ...(claims.sub ? { sub: claims.sub } : {}), reason: 'backchannel' })
     } else if (claims.sub) {
       // No sid: the IdP ended every session of this user, so do we, including any an index missed.
-      revoked = (await store.revokeByUser(claims.sub, 'backchannel')).length
-      await store.bumpUserEpoch(claims.sub, options.absoluteTimeoutSeconds * 1000)
+      await revocation.revoke({ sub: claims.sub, reason: 'backchannel' })
     }
-    audit('session_revoked', { reason: 'backchannel', ...(claims.sub ? { sub: claims.sub } : {}), revoked })
     return reply.code(200).send()
   })
 }

@@ -6,11 +6,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
-import { byLastSeen, viewOf } from '../session/session-view.js'
+import { viewOf } from '../session/session-view.js'
 
 async function deviceRoutes (app: FastifyInstance) {
-  const store = app.sessions.store
-  const { audit } = app
+  const { sessions, revocation } = app
 
   async function currentSession (request: FastifyRequest) {
     const session = await request.loadSession()
@@ -20,31 +19,25 @@ async function deviceRoutes (app: FastifyInstance) {
 
   app.get('/bff/sessions', async (request, reply) => {
     const current = await currentSession(request)
-    const sessions = (await store.listByUser(current.meta.sub)).sort(byLastSeen)
+    const devices = await sessions.listByUser(current.meta.sub)
     reply.header('cache-control', 'no-store')
-    return { sessions: sessions.map(s => ({ ...viewOf(s), current: s.handle === current.handle })) }
+    return { sessions: devices.map(s => ({ ...viewOf(s), current: s.handle === current.handle })) }
   })
 
   app.delete<{ Params: { id: string } }>('/bff/sessions/:id', { config: { csrf: true } }, async (request) => {
     const current = await currentSession(request)
     const { id } = request.params
     if (id === current.handle) throw new InvalidRequest('To end this session, use POST /bff/logout')
-    const target = await store.get(id)
     // Another user's session is reported exactly like a missing one.
-    if (!target || target.revoked || target.meta.sub !== current.meta.sub || !(await store.revoke(id, 'user'))) throw new NotFound()
-    audit('session_revoked', { reason: 'user', sub: current.meta.sub, session: id })
+    if (await revocation.revoke({ handle: id, sub: current.meta.sub, reason: 'user' }) === 0) throw new NotFound()
     return { revoked: 1 }
   })
 
   app.delete<{ Querystring: { others?: string } }>('/bff/sessions', { config: { csrf: true } }, async (request) => {
     const current = await currentSession(request)
     if (request.query.others !== 'true') throw new InvalidRequest('Use ?others=true to sign out every other device')
-    const others = (await store.listByUser(current.meta.sub)).filter(s => s.handle !== current.handle)
-    let revoked = 0
-    for (const session of others) if (await store.revoke(session.handle, 'user')) revoked += 1
-    audit('session_revoked', { reason: 'user_others', sub: current.meta.sub, revoked })
-    return { revoked }
+    return { revoked: await revocation.revoke({ sub: current.meta.sub, except: current.handle, reason: 'user' }) }
   })
 }
 
-export default fp(deviceRoutes, { name: 'bff-device-routes', dependencies: ['bff-session', 'bff-csrf', 'bff-observability'] })
+export default fp(deviceRoutes, { name: 'bff-device-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-csrf'] })

@@ -8,7 +8,7 @@
  * One binding cookie serves every login a browser has in flight (several tabs).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { SessionStore } from '../session/store.js'
+import type { LoginStates } from '../session/store.js'
 import type { LoginChallenge } from './oidc-client.js'
 
 export const LOGIN_STATE_TTL_SECONDS = 600
@@ -31,13 +31,13 @@ export function bindingFor (cookieValue: string | undefined): string {
   return cookieValue && BINDING.test(cookieValue) ? cookieValue : randomBytes(32).toString('base64url')
 }
 
-export async function savePendingLogin (store: SessionStore, binding: string, challenge: LoginChallenge, returnTo: string): Promise<void> {
+export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string): Promise<void> {
   const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo }
   await store.saveLoginState(challenge.state, JSON.stringify(stored), LOGIN_STATE_TTL_SECONDS * 1000)
 }
 
 /** Takes (and so consumes) the login for `state`, if this browser started it. */
-export async function takePendingLogin (store: SessionStore, state: string, binding: string | undefined): Promise<PendingLogin | undefined> {
+export async function takePendingLogin (store: LoginStates, state: string, binding: string | undefined): Promise<PendingLogin | undefined> {
   if (!state || state.length > 200) return undefined
   const raw = await store.takeLoginState(state)
   if (!raw || !binding) return undefined

@@ -27,8 +27,8 @@ export interface LogoutTokenVerifierOptions {
   /** How old (by `iat`) a logout token may be. */
   maxAgeSeconds?: number
   clockToleranceSeconds?: number
-  /** True the first time a `jti` is seen (replay protection, shared by all instances). */
-  claimJti: (key: string, ttlMs: number) => Promise<boolean>
+  /** True the first time this issuer's `jti` is seen (replay protection, shared by all instances). */
+  claimJti: (jti: string, ttlMs: number) => Promise<boolean>
 }
 
 export type LogoutTokenVerifier = (token: string) => Promise<LogoutTokenClaims>
@@ -87,7 +87,7 @@ export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions):
       throw new LogoutTokenError(code.replace(/^ERR_/, '').toLowerCase(), { cause: error })
     }
     const claims = checkClaims(payload)
-    const fresh = await options.claimJti(`logout-jti:${options.issuer}:${payload.jti as string}`, (maxAge + tolerance) * 1000)
+    const fresh = await options.claimJti(payload.jti as string, (maxAge + tolerance) * 1000)
     if (!fresh) throw new LogoutTokenError('replayed')
     return claims
   }

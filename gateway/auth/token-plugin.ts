@@ -22,9 +22,10 @@ export interface TokenPluginOptions {
 
 async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
   const { config } = options
-  const { sessions, sessionChanges, oidc, metrics, audit } = app
+  const { sessions, sessionChanges, leases, revocation, oidc, metrics, audit } = app
   app.decorate('tokens', createTokenRefresher({
     sessions,
+    leases,
     oidc,
     waitForChange: (handle, ms) => sessionChanges.wait(handle, ms),
     skewSeconds: config.tokenRefreshSkewSeconds,
@@ -42,9 +43,7 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
         // We held the newest refresh token and no refresh of ours was in flight, yet the IdP refused it:
         // revoked at the IdP, or used by someone else (theft). Either way the user's sessions are suspect.
         audit('refresh_failed', { reason: oauthError, sub: session.meta.sub, session: session.handle })
-        const revoked = await sessions.store.revokeByUser(session.meta.sub, 'theft_suspected')
-        await sessions.store.bumpUserEpoch(session.meta.sub, config.absoluteTimeoutSeconds * 1000)
-        audit('theft_suspected', { reason: 'refresh_token_rejected', sub: session.meta.sub, revoked: revoked.length })
+        await revocation.revoke({ sub: session.meta.sub, reason: 'theft_suspected' })
       },
     },
   }))

@@ -16,6 +16,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { IdpUnavailable, SessionExpired } from '../errors.js'
+import { keyFor } from '../session/keys.js'
+import type { Leases } from '../session/store.js'
 import type { ActiveSession, SessionManager, SessionSecrets } from '../session/sessions.js'
 import { OidcRejectedError, type OidcClient, type TokenResult } from './oidc-client.js'
 import { profileClaims, rolesFrom } from './claims.js'
@@ -34,6 +36,8 @@ export interface RefreshObserver {
 
 export interface TokenRefresherOptions {
   sessions: SessionManager
+  /** The cross-instance refresh lock. */
+  leases: Leases
   oidc: OidcClient
   skewSeconds: number
   rolesClaim: string
@@ -56,7 +60,7 @@ export interface TokenRefresher {
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
 export function createTokenRefresher (options: TokenRefresherOptions): TokenRefresher {
-  const { sessions, oidc, observer } = options
+  const { sessions, leases, oidc, observer } = options
   const now = options.now ?? Date.now
   const leaseMs = options.lockLeaseMs ?? 5000
   const maxWaitMs = options.maxWaitMs ?? 20_000
@@ -124,14 +128,14 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
   }
 
   async function refreshAcrossInstances (session: ActiveSession): Promise<ActiveSession> {
-    const lockName = `refresh:${session.handle}`
+    const lockName = keyFor.refreshLock(session.handle)
     const deadline = now() + maxWaitMs
     let waited = false
     for (;;) {
       const owner = randomUUID()
-      if (await sessions.store.acquireLock(lockName, owner, leaseMs)) {
+      if (await leases.acquireLock(lockName, owner, leaseMs)) {
         const renewal = setInterval(() => {
-          sessions.store.renewLock(lockName, owner, leaseMs).catch(() => {})
+          leases.renewLock(lockName, owner, leaseMs).catch(() => {})
         }, Math.max(50, Math.floor(leaseMs / 3)))
         try {
           const current = await sessions.reload(session)
@@ -143,7 +147,7 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
           return await refreshHoldingLock(current)
         } finally {
           clearInterval(renewal)
-          await sessions.store.releaseLock(lockName, owner).catch(() => {})
+          await leases.releaseLock(lockName, owner).catch(() => {})
         }
       }
       if (!waited) {

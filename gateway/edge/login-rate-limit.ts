@@ -10,6 +10,7 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { RateLimited } from '../errors.js'
+import { RATE_LIMIT_NAMESPACE } from '../session/keys.js'
 
 export interface LoginRateLimitOptions {
   /** Requests per window per client IP, counted per endpoint. */
@@ -18,8 +19,6 @@ export interface LoginRateLimitOptions {
   /** The routes (as registered) to limit. */
   routes: readonly string[]
 }
-
-const NAMESPACE = 'bff:rate-limit:'
 
 async function loginRateLimit (app: FastifyInstance, options: LoginRateLimitOptions) {
   const limited = new Set(options.routes)
@@ -31,7 +30,7 @@ async function loginRateLimit (app: FastifyInstance, options: LoginRateLimitOpti
   await app.register(rateLimit, {
     global: false,
     ...(app.redis ? { redis: app.redis } : {}),
-    nameSpace: NAMESPACE,
+    nameSpace: RATE_LIMIT_NAMESPACE,
     skipOnError: true,
     errorResponseBuilder: () => new RateLimited(),
   })

@@ -6,9 +6,8 @@
  * session of a user: revoke-all, epoch bump), `*` (everyone).
  */
 import type { RedisConnection } from './redis-client.js'
+import { INVALIDATION_CHANNEL } from './keys.js'
 import type { SessionCache } from './session-cache.js'
-
-export const INVALIDATION_CHANNEL = 'bff:invalidate'
 
 export const invalidationMessage = {
   session: (handle: string) => `s:${handle}`,

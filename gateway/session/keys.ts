@@ -1,9 +1,13 @@
 /**
- * Every Redis key the gateway uses, built in one place.
+ * Every Redis key (and the one pub/sub channel) the gateway uses, built in one
+ * place.
  *
- * Keys that are used together carry the same hash tag (`{…}`) so they live in
- * one Redis Cluster slot: a session and its refresh lock share the session's
- * handle; a user's index shares the user's sub.
+ * Keys that belong to one session carry its hash tag `{s:<handle>}`, so they
+ * live in one Redis Cluster slot with the session: its refresh lock and the
+ * marker that its tokens were revoked. A user's index and epoch share `{u:<sub>}`.
+ * Only the session record itself ends in `}`: the scan pattern for sessions
+ * (`bff:{s:*}`, where `*` cannot be followed by anything after the final brace)
+ * never matches the keys beside it.
  */
 const PREFIX = 'bff:'
 
@@ -14,14 +18,24 @@ const tag = (value: string) => value.replace(/[%{}]/g, c => `%${c.charCodeAt(0).
 
 export const keyFor = {
   session: (handle: string) => `${PREFIX}{s:${tag(handle)}}`,
-  lock: (name: string) => `${PREFIX}lock:{${tag(name)}}`,
+  /** The lease held while one instance refreshes the session's tokens. */
+  refreshLock: (handle: string) => `${PREFIX}{s:${tag(handle)}}:refresh-lock`,
+  /** Claimed by whichever instance revokes a revoked session's refresh token at the IdP. */
+  tokensRevoked: (handle: string) => `${PREFIX}{s:${tag(handle)}}:tokens-revoked`,
   userSessions: (sub: string) => `${PREFIX}{u:${tag(sub)}}:sessions`,
   userEpoch: (sub: string) => `${PREFIX}{u:${tag(sub)}}:epoch`,
   sidSessions: (sid: string) => `${PREFIX}{sid:${tag(sid)}}`,
   loginState: (state: string) => `${PREFIX}login:{${tag(state)}}`,
-  once: (key: string) => `${PREFIX}once:{${tag(key)}}`,
+  /** A back-channel logout token's `jti`, claimed once per issuer. */
+  logoutTokenId: (issuer: string, jti: string) => `${PREFIX}once:{${tag(`logout-jti:${issuer}:${jti}`)}}`,
   /** Pattern matching every session key, for flush-all. */
   allSessions: () => `${PREFIX}{s:*}`,
   allUserIndexes: () => `${PREFIX}{u:*}:sessions`,
   allSidIndexes: () => `${PREFIX}{sid:*}`,
 }
+
+/** The prefix of @fastify/rate-limit's counters (it appends the route and client). */
+export const RATE_LIMIT_NAMESPACE = `${PREFIX}rate-limit:`
+
+/** The pub/sub channel that announces session writes to every instance's cache. */
+export const INVALIDATION_CHANNEL = `${PREFIX}invalidate`

@@ -9,9 +9,9 @@
  */
 import { Cluster } from 'ioredis'
 import { SessionStoreUnavailable } from '../errors.js'
-import { keyFor } from './keys.js'
+import { INVALIDATION_CHANNEL, keyFor } from './keys.js'
 import type { RedisConnection } from './redis-client.js'
-import { INVALIDATION_CHANNEL, invalidationMessage } from './invalidation.js'
+import { invalidationMessage } from './invalidation.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
 
 const REPLACE_IF_VERSION = `
@@ -248,16 +248,16 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       return (await redis.getdel(keyFor.loginState(state))) ?? undefined
     }),
     claimOnce: (key, ttlMs) => guarded(async () => {
-      return (await redis.set(keyFor.once(key), '1', 'PX', ttlMs, 'NX')) === 'OK'
+      return (await redis.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK'
     }),
-    acquireLock: (name, owner, ttlMs) => guarded(async () => {
-      return (await redis.set(keyFor.lock(name), owner, 'PX', ttlMs, 'NX')) === 'OK'
+    acquireLock: (key, owner, ttlMs) => guarded(async () => {
+      return (await redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK'
     }),
-    renewLock: (name, owner, ttlMs) => guarded(async () => {
-      return (await redis.bffIfOwnerPexpire(keyFor.lock(name), owner, ttlMs)) === 1
+    renewLock: (key, owner, ttlMs) => guarded(async () => {
+      return (await redis.bffIfOwnerPexpire(key, owner, ttlMs)) === 1
     }),
-    releaseLock: (name, owner) => guarded(async () => {
-      await redis.bffIfOwnerDel(keyFor.lock(name), owner)
+    releaseLock: (key, owner) => guarded(async () => {
+      await redis.bffIfOwnerDel(key, owner)
     }),
     countSessions: () => guarded(async () => (await scanKeys(keyFor.allSessions())).length),
     ping: () => guarded(async () => {

@@ -82,7 +82,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
         if (mismatch) {
           reportMismatch(session, mismatch, binding.mode === 'revoke')
           if (binding.mode === 'revoke') {
-            await sessions.revoke(session, 'binding')
+            await app.revocation.revoke({ session, reason: 'binding' })
             return undefined
           }
         }

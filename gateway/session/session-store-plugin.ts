@@ -1,9 +1,11 @@
 /**
  * The session layer's resources: the store (Redis or memory), the in-process
  * cache and the invalidation channel that keeps it honest, and the session
- * manager built on them. Everything here is created, decorated and closed by
- * this plugin; the rest of the gateway sees `app.sessions` and
- * `app.sessionChanges`, never the store.
+ * manager and revocation service built on them. Everything here is created,
+ * decorated and closed by this plugin. The rest of the gateway never sees the
+ * store: each part is handed the one role it needs (`loginStates`,
+ * `replayClaims`, `leases`), and sessions are read through `sessions` and
+ * ended through `revocation`.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -14,7 +16,8 @@ import { waitForRedis, watchRedisConnection, type RedisConnection } from './redi
 import { createSessionCache } from './session-cache.js'
 import { createChangeWaiters } from './change-waiters.js'
 import { applyInvalidation, parseInvalidation, subscribeInvalidations, type Invalidation } from './invalidation.js'
-import type { SessionStore } from './store.js'
+import type { Leases, LoginStates, ReplayClaims, SessionStore } from './store.js'
+import { createRevocation, type Revocation } from './revocation.js'
 import { createSessionCrypto } from './session-crypto.js'
 import { createSessionManager, type SessionManager } from './sessions.js'
 
@@ -29,7 +32,13 @@ export interface SessionChanges {
 declare module 'fastify' {
   interface FastifyInstance {
     sessions: SessionManager
+    /** The one way sessions end. */
+    revocation: Revocation
     sessionChanges: SessionChanges
+    loginStates: LoginStates
+    replayClaims: ReplayClaims
+    /** The refresh lock's leases. */
+    leases: Leases
     /** The Redis connection behind the session store, shared with the login rate limit; null with the memory store. */
     redis: RedisConnection | null
   }
@@ -105,6 +114,18 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
   listeners.push((invalidation) => waiters.announce(invalidation))
 
   app.decorate('sessions', sessions)
+  app.decorate('revocation', createRevocation({
+    records: store,
+    index: store,
+    revokeOwn: (session, reason) => sessions.revoke(session, reason),
+    revokeRefreshToken: (token) => revokeRefreshToken(oidc, token, app.log),
+    audit,
+    epochTtlMs: config.absoluteTimeoutSeconds * 1000,
+  }))
+  // Each role as an object of its own: nothing else of the store is reachable through it.
+  app.decorate('loginStates', { saveLoginState: store.saveLoginState, takeLoginState: store.takeLoginState } satisfies LoginStates)
+  app.decorate('replayClaims', { claimOnce: store.claimOnce } satisfies ReplayClaims)
+  app.decorate('leases', { acquireLock: store.acquireLock, renewLock: store.renewLock, releaseLock: store.releaseLock } satisfies Leases)
   app.decorate('redis', { getter: () => redis })
   app.decorate('sessionChanges', {
     listen: (listener) => { listeners.push(listener) },

@@ -7,6 +7,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SessionCrypto } from './session-crypto.js'
+import { keyFor } from './keys.js'
+import { byLastSeen } from './session-view.js'
 import type { SessionCache } from './session-cache.js'
 import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
@@ -57,7 +59,6 @@ export interface SessionManagerOptions {
 }
 
 export interface SessionManager {
-  readonly store: SessionStore
   create (identity: Omit<SessionMeta, 'createdAt' | 'absoluteExpiresAt' | 'epoch'>, secrets: Omit<SessionSecrets, 'csrfToken'>): Promise<NewSession>
   /** The live session named by a raw cookie value, or undefined (forged, expired, ended). */
   load (rawCookie: string | undefined): Promise<ActiveSession | undefined>
@@ -83,6 +84,10 @@ export interface SessionManager {
   /** Ends whatever record the cookie names, live or tombstone, revoking its tokens (a new login replaces it). */
   forget (rawCookie: string | undefined): Promise<void>
   cookieMaxAgeSeconds (session: Pick<ActiveSession, 'meta'>): number
+  /** A user's live sessions (their devices), newest activity first. */
+  listByUser (sub: string): Promise<StoredSession[]>
+  /** Resolves while the store answers. */
+  ping (): Promise<void>
 }
 
 export function createSessionManager (options: SessionManagerOptions): SessionManager {
@@ -135,7 +140,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
   async function revokeTokensOnce (stored: StoredSession, cookie: SessionCookieValue, reason: RevocationReason): Promise<void> {
     if (!options.onRevokedSessionSeen) return
     const ttl = Math.max(1, stored.meta.absoluteExpiresAt - now())
-    if (!(await store.claimOnce(`revoked-tokens:${stored.handle}`, ttl))) return
+    if (!(await store.claimOnce(keyFor.tokensRevoked(stored.handle), ttl))) return
     const session = open(stored, cookie)
     if (session) await options.onRevokedSessionSeen(session.secrets, stored.meta, reason)
   }
@@ -167,7 +172,6 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
   }
 
   const manager: SessionManager = {
-    store,
     async create (identity, secrets) {
       const cookie = newSessionCookieValue()
       const at = now()
@@ -246,6 +250,12 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     },
     cookieMaxAgeSeconds (session) {
       return Math.max(1, Math.floor(ttlMs(session.meta, now()) / 1000))
+    },
+    async listByUser (sub) {
+      return (await store.listByUser(sub)).sort(byLastSeen)
+    },
+    ping () {
+      return store.ping()
     },
   }
   return manager

@@ -40,9 +40,12 @@ export interface StoredSession {
   revoked?: RevocationReason
 }
 
-export interface SessionStore {
-  readonly kind: 'redis' | 'memory'
-  /** Stores a new session at version 1 and indexes it under its user. */
+/**
+ * One session's record: created at login, read per request, its sealed tokens replaced by
+ * compare-and-set, ended by destroy (its own browser) or revoke (from elsewhere).
+ */
+export interface SessionRecords {
+  /** Stores a new session at version 1 and indexes it under its user (and IdP session). */
   create (session: Omit<StoredSession, 'version'>, ttlMs: number): Promise<void>
   get (handle: string): Promise<StoredSession | undefined>
   /** Compare-and-set: writes only if the stored version is still `expectedVersion`. */
@@ -52,6 +55,10 @@ export interface SessionStore {
   destroy (handle: string): Promise<boolean>
   /** Turns a live session into a tombstone; false when there was no live session. */
   revoke (handle: string, reason: RevocationReason): Promise<boolean>
+}
+
+/** Sessions found by who they belong to: a user's devices, an IdP session, everyone. */
+export interface UserSessionIndex {
   /** Live (not revoked) sessions of a user. */
   listByUser (sub: string): Promise<StoredSession[]>
   /** Handles of live sessions that carry this IdP session id. */
@@ -62,26 +69,42 @@ export interface SessionStore {
   revokeAll (reason: RevocationReason): Promise<number>
   /** Deletes every session record, tombstones included (tests, resets). */
   destroyAll (): Promise<number>
-
   /** The user's revocation epoch (0 when never bumped). */
   userEpoch (sub: string): Promise<number>
   /** Increments the epoch in one write: every session created before it is over. */
   bumpUserEpoch (sub: string, ttlMs: number): Promise<number>
+}
 
-  /** Short-lived login transactions, readable once. */
+/** Short-lived login transactions between /bff/login and /bff/callback, readable once. */
+export interface LoginStates {
   saveLoginState (state: string, value: string, ttlMs: number): Promise<void>
   takeLoginState (state: string): Promise<string | undefined>
+}
 
-  /** True the first time a key is claimed within its TTL (replay protection). */
+/** Replay protection shared by every instance: JWT ids, once-only jobs. */
+export interface ReplayClaims {
+  /** True the first time `key` (from `keys.ts`) is claimed within its TTL. */
   claimOnce (key: string, ttlMs: number): Promise<boolean>
+}
 
-  /** A lease owned by `owner`; renew and release succeed only for the owner. */
-  acquireLock (name: string, owner: string, ttlMs: number): Promise<boolean>
-  renewLock (name: string, owner: string, ttlMs: number): Promise<boolean>
-  releaseLock (name: string, owner: string): Promise<void>
+/** Leases owned by one caller at a time (the refresh lock); renew and release succeed only for the owner. */
+export interface Leases {
+  acquireLock (key: string, owner: string, ttlMs: number): Promise<boolean>
+  renewLock (key: string, owner: string, ttlMs: number): Promise<boolean>
+  releaseLock (key: string, owner: string): Promise<void>
+}
 
+/** What operators and the process see of the store itself. */
+export interface StoreHealth {
+  readonly kind: 'redis' | 'memory'
   /** Session records stored (live sessions and unexpired tombstones), for the metrics gauge. */
   countSessions (): Promise<number>
   ping (): Promise<void>
   close (): Promise<void>
 }
+
+/**
+ * A whole store implementation (memory or Redis). Only the session layer holds one; every
+ * other part of the gateway is handed the one role it needs.
+ */
+export interface SessionStore extends SessionRecords, UserSessionIndex, LoginStates, ReplayClaims, Leases, StoreHealth {}
