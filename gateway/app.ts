@@ -201,6 +201,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     waitForChange: (handle, ms) => changeWaiters.wait(handle, ms),
     skewSeconds: config.tokenRefreshSkewSeconds,
     rolesClaim: config.rolesClaim,
+    revokeRefreshToken: (secrets) => revokeRefreshToken(secrets, app.log),
     ...(deps.refreshLockLeaseMs ? { lockLeaseMs: deps.refreshLockLeaseMs } : {}),
     observer: {
       attempt: () => metrics.refreshAttempts.inc(),
