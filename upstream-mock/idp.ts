@@ -16,14 +16,14 @@ import { loadOidcProvider } from './load-oidc-provider.js'
 import { errorPage } from './pages.js'
 import { providerConfiguration } from './provider-configuration.js'
 import type { IdpClient } from './provider-configuration.js'
-import { createTokenCalls, tapTokenEndpoint } from './token-endpoint.js'
-import type { TokenCalls, TokenEndpointTap } from './token-endpoint.js'
+import { createTokenCalls, holdRefreshes, tapTokenEndpoint } from './token-endpoint.js'
+import type { RefreshHold, RefreshHoldStage, TokenCalls, TokenEndpointTap } from './token-endpoint.js'
 import { UserDirectory } from './users.js'
 import type { MockUser } from './users.js'
 
 export type { MockUser } from './users.js'
 export type { IdpClient } from './provider-configuration.js'
-export type { TokenCalls } from './token-endpoint.js'
+export type { RefreshAnswer, RefreshHold, RefreshHoldStage, TokenCalls } from './token-endpoint.js'
 
 export interface IdentityProviderOptions {
   /** Interface to bind; default 127.0.0.1. */
@@ -70,14 +70,19 @@ export interface IdentityProvider {
   setRoles (sub: string, roles: string[]): void
   /** Holds every token endpoint request this long before processing it (0 = off). */
   setTokenEndpointDelay (ms: number): void
+  /** Holds refresh_token grants from now on, before or after the IdP decides on them, until released. */
+  holdRefreshes (stage: RefreshHoldStage): RefreshHold
   /** Shifts iat/exp of the ID tokens and access tokens issued from now on. */
   setClockSkew (seconds: number): void
   /** Revokes every grant of the user (and so every refresh token), as an IdP admin would; returns how many. */
   revokeGrantsOf (sub: string): number
   /** Ids of the user's live grants. */
   grantsOf (sub: string): string[]
-  /** Ends the user's IdP sessions and sends back-channel logout to every client they signed in to. */
-  logoutUser (sub: string): Promise<BackchannelLogoutDelivery[]>
+  /**
+   * Ends the user's IdP sessions (with `sid`, only the one that gave a client that `sid`) and
+   * sends back-channel logout to every client signed in through them.
+   */
+  logoutUser (sub: string, sid?: string): Promise<BackchannelLogoutDelivery[]>
   readonly backchannelLogoutsSent: BackchannelLogoutDelivery[]
   /** Errors oidc-provider reported as server_error, and handler crashes; empty in a healthy run. */
   readonly serverErrors: unknown[]
@@ -215,6 +220,7 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
       },
       setRoles (sub, roles) { users.setRoles(sub, roles) },
       setTokenEndpointDelay (ms) { tap.delayMs = ms },
+      holdRefreshes: (stage) => holdRefreshes(tap, stage),
       setClockSkew (seconds) { clockSkewSeconds = seconds },
       revokeGrantsOf (sub) {
         const grants = store.list('Grant').filter(({ payload }) => payload.accountId === sub)
@@ -224,11 +230,13 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
       grantsOf (sub) {
         return store.list('Grant').filter(({ payload }) => payload.accountId === sub).map(({ id }) => id)
       },
-      async logoutUser (sub) {
+      async logoutUser (sub, sid) {
         const sent = backchannelLogoutsSent.length
         for (const { id, payload } of store.list('Session')) {
           if (payload.accountId !== sub) continue
-          for (const [clientId, authorization] of Object.entries(payload.authorizations ?? {})) {
+          const authorizations = Object.entries(payload.authorizations ?? {})
+          if (sid !== undefined && !authorizations.some(([, authorization]) => authorization.sid === sid)) continue
+          for (const [clientId, authorization] of authorizations) {
             const client = await provider.Client.find(clientId)
             // Failures are logged in backchannelLogoutsSent; the logout itself goes on.
             if (client?.backchannelLogoutUri) await client.backchannelLogout(sub, authorization.sid).catch(() => {})

@@ -1,6 +1,7 @@
 /**
  * A tap in front of oidc-provider's token endpoint: counts calls per grant
- * type as they arrive and can hold them back to simulate a slow IdP.
+ * type as they arrive, can hold them back to simulate a slow IdP, and can hold
+ * refresh grants until a test releases them, to stage races with a refresh.
  *
  * The grant type is in the form body, so the body is read here and replayed
  * to oidc-provider on a fresh IncomingMessage. Handing it over as `req.body`
@@ -18,9 +19,39 @@ export interface TokenCalls {
   other: number
 }
 
+/**
+ * Where a held refresh waits: before oidc-provider decides on it (what happens meanwhile, such as
+ * a revocation, decides the answer) or after (the refresh token has rotated; the answer is not sent).
+ */
+export type RefreshHoldStage = 'before-decision' | 'after-decision'
+
+/** What the IdP answered a held refresh: the refresh token it issued, or its OAuth error. */
+export interface RefreshAnswer {
+  refreshToken?: string
+  error?: string
+}
+
+export interface RefreshHold {
+  /** Resolves once a refresh is waiting at the hold. */
+  readonly reached: Promise<void>
+  /** The IdP's answers to the held refreshes, in the order it gave them. */
+  readonly answers: readonly RefreshAnswer[]
+  /** Lets the held refreshes go on; refreshes that arrive later are not held. */
+  release (): void
+}
+
+interface ActiveHold {
+  readonly stage: RefreshHoldStage
+  /** Resolves on release; the first call resolves `reached`. */
+  wait (): Promise<void>
+  recordAnswer (body: unknown): void
+}
+
 export interface TokenEndpointTap {
   readonly calls: TokenCalls
   delayMs: number
+  /** Holds refresh_token grants while set. */
+  refreshHold?: ActiveHold
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
@@ -30,6 +61,58 @@ const BODY_LIMIT = 56 * 1024
 
 export function createTokenCalls (): TokenCalls {
   return { authorizationCode: 0, refreshToken: 0, other: 0 }
+}
+
+/** Holds every refresh_token grant that reaches `tap` from now until the release. */
+export function holdRefreshes (tap: TokenEndpointTap, stage: RefreshHoldStage): RefreshHold {
+  let reach!: () => void
+  const reached = new Promise<void>(resolve => { reach = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const answers: RefreshAnswer[] = []
+  const hold: ActiveHold = {
+    stage,
+    wait () {
+      reach()
+      return released
+    },
+    recordAnswer (body) {
+      let answer: { refresh_token?: unknown, error?: unknown }
+      try {
+        answer = JSON.parse(String(body)) as typeof answer
+      } catch {
+        answer = { error: 'not_json' }
+      }
+      answers.push({
+        ...(typeof answer.refresh_token === 'string' ? { refreshToken: answer.refresh_token } : {}),
+        ...(typeof answer.error === 'string' ? { error: answer.error } : {}),
+      })
+    },
+  }
+  tap.refreshHold = hold
+  return {
+    reached,
+    answers,
+    release () {
+      if (tap.refreshHold === hold) delete tap.refreshHold
+      release()
+    },
+  }
+}
+
+/**
+ * `res` with its answer recorded and, for a hold after the decision, sent only on release.
+ * oidc-provider (Koa) answers with a single `end(body)`, and nothing is sent before it.
+ */
+function watchedAnswer (res: ServerResponse, hold: ActiveHold): ServerResponse {
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse
+  res.end = ((...args: unknown[]) => {
+    hold.recordAnswer(args[0])
+    if (hold.stage === 'before-decision') return end(...args)
+    hold.wait().then(() => end(...args))
+    return res
+  }) as ServerResponse['end']
+  return res
 }
 
 function count (calls: TokenCalls, grantType: string | null): void {
@@ -67,12 +150,15 @@ export function tapTokenEndpoint (tap: TokenEndpointTap, forward: Handler): Hand
       res.end(JSON.stringify({ error: 'invalid_request', error_description: error.message }))
       return
     }
-    count(tap.calls, new URLSearchParams(body.toString('utf8')).get('grant_type'))
+    const grantType = new URLSearchParams(body.toString('utf8')).get('grant_type')
+    count(tap.calls, grantType)
 
     if (tap.delayMs > 0) await sleep(tap.delayMs)
+    const hold = grantType === 'refresh_token' ? tap.refreshHold : undefined
+    if (hold?.stage === 'before-decision') await hold.wait()
     // A caller that gave up while the IdP was "slow" never had its request processed,
     // as if it were lost on the way; otherwise a refresh token would rotate unseen.
     if (clientGone) return
-    await forward(replay(req, body), res)
+    await forward(replay(req, body), hold ? watchedAnswer(res, hold) : res)
   }
 }

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { createTokenRefresher, type TokenRefresher } from './token-refresher.js'
+import { revokeRefreshToken } from './refresh-token-revocation.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +31,7 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
     waitForChange: (handle, ms) => sessionChanges.wait(handle, ms),
     skewSeconds: config.tokenRefreshSkewSeconds,
     rolesClaim: config.rolesClaim,
+    revokeRefreshToken: (secrets) => revokeRefreshToken(oidc, secrets.refreshToken, app.log),
     ...(options.refreshLockLeaseMs ? { lockLeaseMs: options.refreshLockLeaseMs } : {}),
     observer: {
       attempt: () => metrics.refreshAttempts.inc(),

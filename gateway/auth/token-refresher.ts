@@ -13,6 +13,10 @@
  *     the invalidation channel when there is one, re-reading the session at least every `pollIntervalMs`;
  *  3. the write is a compare-and-set on the session's version, so a writer that
  *     lost its lease can never put an old refresh token back.
+ *
+ * A session can also end while the IdP is refreshing it (logout, operator, back-channel or
+ * device revocation, expiry). Such a refresh must neither look like theft when the IdP then
+ * refuses the revoked token, nor leave a live refresh token behind when the IdP accepted it.
  */
 import { randomUUID } from 'node:crypto'
 import { IdpUnavailable, SessionExpired } from '../errors.js'
@@ -30,7 +34,11 @@ export interface RefreshObserver {
   success (durationMs: number): void
   failure (reason: RefreshFailure): void
   lockWait (): void
-  /** The IdP rejected the newest refresh token we hold: revoked at the IdP, expired, or stolen and used. */
+  /**
+   * The IdP rejected the refresh token that the session, still live after the refusal, holds as
+   * its newest: revoked at the IdP, expired, or stolen and used. Never called for a session that
+   * ended during the refresh (its own logout or revocation revoked that token).
+   */
   grantRejected (session: ActiveSession, oauthError: string): Promise<void>
 }
 
@@ -42,6 +50,11 @@ export interface TokenRefresherOptions {
   skewSeconds: number
   rolesClaim: string
   observer: RefreshObserver
+  /**
+   * Revokes the secrets' refresh token at the IdP (RFC 7009) within a bounded wait, and never
+   * throws: used for the token a refresh obtained for a session that ended meanwhile.
+   */
+  revokeRefreshToken: (secrets: SessionSecrets) => Promise<void>
   lockLeaseMs?: number
   /** How long a request waits for another instance's refresh before giving up with 502. */
   maxWaitMs?: number
@@ -81,6 +94,29 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
     }
   }
 
+  /**
+   * The IdP refused `refreshToken`. That is suspicious only if the session, read again now, is
+   * still live and still holds that token as its newest: a session that ended during the refresh
+   * had the token revoked by its own logout or revocation, and one that holds a newer token was
+   * refreshed by someone else while ours was in flight.
+   */
+  async function afterRefusal (current: ActiveSession, refreshToken: string, refusal: OidcRejectedError): Promise<ActiveSession> {
+    const latest = await sessions.reload(current)
+    if (!latest) {
+      observer.failure('session_gone')
+      throw new SessionExpired({ cause: refusal })
+    }
+    if (latest.secrets.refreshToken !== refreshToken) {
+      observer.failure('write_conflict')
+      if (!needsRefresh(latest)) return latest
+      throw new IdpUnavailable({ cause: refusal })
+    }
+    observer.failure('rejected')
+    await sessions.destroy(current.handle)
+    await observer.grantRejected(current, refusal.oauthError)
+    throw new SessionExpired({ cause: refusal })
+  }
+
   async function refreshHoldingLock (current: ActiveSession): Promise<ActiveSession> {
     const refreshToken = current.secrets.refreshToken
     if (!refreshToken) {
@@ -94,12 +130,7 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
     try {
       tokens = await oidc.refresh(refreshToken)
     } catch (error) {
-      if (error instanceof OidcRejectedError) {
-        observer.failure('rejected')
-        await sessions.destroy(current.handle)
-        await observer.grantRejected(current, error.oauthError)
-        throw new SessionExpired({ cause: error })
-      }
+      if (error instanceof OidcRejectedError) return afterRefusal(current, refreshToken, error)
       observer.failure('idp_unavailable')
       throw error instanceof IdpUnavailable ? error : new IdpUnavailable({ cause: error })
     }
@@ -116,11 +147,19 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
     }
     const saved = await sessions.saveSecrets(current, secrets)
     if (!saved) {
-      // Someone wrote the session while we held the lock (our lease lapsed). Their write wins;
-      // ours carried a refresh token that may now be stale, so it is dropped.
-      observer.failure('write_conflict')
       const latest = await sessions.reload(current)
-      if (latest && !needsRefresh(latest)) return latest
+      if (!latest) {
+        // The session ended while the IdP was refreshing it: the refresh token just issued is
+        // held by nobody, and would stay usable at the IdP until it expired.
+        observer.failure('session_gone')
+        await options.revokeRefreshToken(secrets)
+        throw new SessionExpired()
+      }
+      // Someone wrote the session while we held the lock (our lease lapsed). Their write wins;
+      // ours carried a refresh token that may now be stale, so it is dropped. It is not revoked:
+      // at an IdP that revokes the whole grant, that would end the live session's token too.
+      observer.failure('write_conflict')
+      if (!needsRefresh(latest)) return latest
       throw new IdpUnavailable()
     }
     observer.success(now() - started)
