@@ -27,6 +27,7 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
   app.decorate('tokens', createTokenRefresher({
     sessions,
     leases,
+    revocation,
     oidc,
     waitForChange: (handle, ms) => sessionChanges.wait(handle, ms),
     skewSeconds: config.tokenRefreshSkewSeconds,
@@ -41,12 +42,7 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
       },
       failure: (reason) => metrics.refreshFailures.inc({ reason }),
       lockWait: () => metrics.refreshLockWaits.inc(),
-      grantRejected: async (session, oauthError) => {
-        // We held the newest refresh token and no refresh of ours was in flight, yet the IdP refused it:
-        // revoked at the IdP, or used by someone else (theft). Either way the user's sessions are suspect.
-        audit('refresh_failed', { reason: oauthError, sub: session.meta.sub, session: session.handle })
-        await revocation.revoke({ sub: session.meta.sub, reason: 'theft_suspected' })
-      },
+      grantRejected: (session, oauthError) => audit('refresh_failed', { reason: oauthError, sub: session.meta.sub, session: session.handle }),
     },
   }))
 }

@@ -22,6 +22,7 @@ import { randomUUID } from 'node:crypto'
 import { IdpUnavailable, SessionExpired } from '../errors.js'
 import { keyFor } from '../session/keys.js'
 import type { Leases } from '../session/store.js'
+import type { Revocation } from '../session/revocation.js'
 import type { ActiveSession, SessionManager, SessionSecrets } from '../session/sessions.js'
 import { OidcRejectedError, type OidcClient, type TokenResult } from './oidc-client.js'
 import { profileClaims, rolesFrom } from './claims.js'
@@ -36,14 +37,17 @@ export interface RefreshObserver {
   lockWait (): void
   /**
    * The IdP rejected the refresh token that the session, still live after the refusal, holds as
-   * its newest: revoked at the IdP, expired, or stolen and used. Never called for a session that
-   * ended during the refresh (its own logout or revocation revoked that token).
+   * its newest: revoked at the IdP, expired, or stolen and used. Every session of the user is
+   * then ended as suspected theft. Never called for a session that ended during the refresh
+   * (its own logout or revocation revoked that token).
    */
-  grantRejected (session: ActiveSession, oauthError: string): Promise<void>
+  grantRejected (session: ActiveSession, oauthError: string): void
 }
 
 export interface TokenRefresherOptions {
   sessions: SessionManager
+  /** How sessions end: a refused grant ends its session, and suspected theft all of the user's. */
+  revocation: Revocation
   /** The cross-instance refresh lock. */
   leases: Leases
   oidc: OidcClient
@@ -73,7 +77,7 @@ export interface TokenRefresher {
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
 export function createTokenRefresher (options: TokenRefresherOptions): TokenRefresher {
-  const { sessions, leases, oidc, observer } = options
+  const { sessions, leases, revocation, oidc, observer } = options
   const now = options.now ?? Date.now
   const leaseMs = options.lockLeaseMs ?? 5000
   const maxWaitMs = options.maxWaitMs ?? 20_000
@@ -112,15 +116,18 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
       throw new IdpUnavailable({ cause: refusal })
     }
     observer.failure('rejected')
-    await sessions.destroy(current.handle)
-    await observer.grantRejected(current, refusal.oauthError)
+    await revocation.revoke({ session: current, reason: 'refresh_rejected' })
+    // We held the newest refresh token and no refresh of ours was in flight, yet the IdP refused it:
+    // revoked at the IdP, or used by someone else (theft). Either way the user's sessions are suspect.
+    observer.grantRejected(current, refusal.oauthError)
+    await revocation.revoke({ sub: current.meta.sub, reason: 'theft_suspected' })
     throw new SessionExpired({ cause: refusal })
   }
 
   async function refreshHoldingLock (current: ActiveSession): Promise<ActiveSession> {
     const refreshToken = current.secrets.refreshToken
     if (!refreshToken) {
-      await sessions.destroy(current.handle)
+      await revocation.revoke({ session: current, reason: 'refresh_rejected' })
       observer.failure('rejected')
       throw new SessionExpired()
     }

@@ -30,8 +30,12 @@ export type RevocationTarget =
   | { sid: string, sub?: string }
   | { all: true }
 
-/** Why; `logout` is the user ending their own session, which leaves no tombstone. */
-export type RevocationRequest = RevocationTarget & { reason: RevocationReason | 'logout' }
+/**
+ * Why. Two reasons apply only to the current request's session and leave no tombstone:
+ * `logout` (the user ends it; its refresh token is revoked at the IdP) and `refresh_rejected`
+ * (the IdP refused its refresh token, so there is nothing left to revoke).
+ */
+export type RevocationRequest = RevocationTarget & { reason: RevocationReason | 'logout' | 'refresh_rejected' }
 
 export interface Revocation {
   /** Ends the sessions named; resolves with how many ended. */
@@ -53,9 +57,11 @@ export interface RevocationOptions {
 export function createRevocation (options: RevocationOptions): Revocation {
   const { records, index, audit } = options
 
-  async function revokeOwn (session: ActiveSession, reason: RevocationReason | 'logout'): Promise<number> {
+  async function revokeOwn (session: ActiveSession, reason: RevocationRequest['reason']): Promise<number> {
     const { sub } = session.meta
-    if (reason === 'logout') {
+    if (reason === 'refresh_rejected') {
+      await records.destroy(session.handle)
+    } else if (reason === 'logout') {
       await records.destroy(session.handle)
       await options.revokeRefreshToken(session.secrets.refreshToken)
       audit('logout', { reason: 'user', sub, session: session.handle })
@@ -106,8 +112,8 @@ export function createRevocation (options: RevocationOptions): Revocation {
     async revoke (request) {
       const { reason } = request
       if ('session' in request) return revokeOwn(request.session, reason)
-      // Only the user's own request can log out; anything from elsewhere leaves a tombstone.
-      const stored: RevocationReason = reason === 'logout' ? 'user' : reason
+      // Only the session's own request can end it without a tombstone.
+      const stored: RevocationReason = reason === 'logout' || reason === 'refresh_rejected' ? 'user' : reason
       if ('handle' in request) return revokeOne(request.handle, request.sub, stored)
       if ('sid' in request) return revokeIdpSession(request.sid, request.sub, stored)
       if ('sub' in request) return revokeUser(request.sub, request.except, stored)

@@ -76,7 +76,6 @@ export interface SessionManager {
    * Returns the cookie Max-Age to re-send when it did, so the cookie never outlives the session.
    */
   touch (session: ActiveSession): Promise<number | undefined>
-  destroy (handle: string): Promise<boolean>
   /** Ends a session from its own request (binding, theft): tombstone it and revoke its tokens now. */
   revoke (session: ActiveSession, reason: RevocationReason): Promise<void>
   /** Why the session this cookie named was revoked from elsewhere, if it was. */
@@ -226,9 +225,6 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       session.lastSeenAt = at
       session.idleExpiresAt = Math.min(at + idleMs, session.meta.absoluteExpiresAt)
       return manager.cookieMaxAgeSeconds(session)
-    },
-    destroy (handle) {
-      return store.destroy(handle)
     },
     async revoke (session, reason) {
       await store.revoke(session.handle, reason)

@@ -12,6 +12,7 @@ import { createMemoryStore } from '../../gateway/session/memory-store.js'
 import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
 import { createSessionManager, type ActiveSession, type SessionManager } from '../../gateway/session/sessions.js'
 import type { SessionStore } from '../../gateway/session/store.js'
+import { createRevocation } from '../../gateway/session/revocation.js'
 
 const HOUR_MS = 3_600_000
 
@@ -57,6 +58,14 @@ async function race (script: Script) {
   const refresher = createTokenRefresher({
     sessions,
     leases: store,
+    revocation: createRevocation({
+      records: store,
+      index: store,
+      revokeOwn: (own, reason) => sessions.revoke(own, reason),
+      revokeRefreshToken: async () => {},
+      audit: () => {},
+      epochTtlMs: HOUR_MS,
+    }),
     oidc: scriptedOidc(script, () => sessions, () => session, store),
     skewSeconds: 0,
     rolesClaim: 'roles',
@@ -66,7 +75,7 @@ async function race (script: Script) {
       success () {},
       failure: (reason) => { failures.push(reason) },
       lockWait () {},
-      grantRejected: async (_session, oauthError) => { grantsRejected.push(oauthError) },
+      grantRejected: (_session, oauthError) => { grantsRejected.push(oauthError) },
     },
   })
   const outcome = await refresher.ensureFresh(session).then(
@@ -76,7 +85,7 @@ async function race (script: Script) {
 }
 
 const endings: Record<string, Script['meanwhile']> = {
-  'destroyed (its logout)': async (sessions, session) => { await sessions.destroy(session.handle) },
+  'destroyed (its logout)': async (_sessions, session, store) => { await store.destroy(session.handle) },
   'revoked (an operator, the back-channel, another device)': async (_sessions, session, store) => { await store.revoke(session.handle, 'operator') },
   'ended by an epoch bump (the user signed out everywhere)': async (_sessions, session, store) => {
     await store.revokeByUser(session.meta.sub, 'operator')
