@@ -2,7 +2,7 @@
 # Multi-stage: compile with dev dependencies, run the gateway with production
 # dependencies and compiled JavaScript only, as the unprivileged `node` user.
 
-FROM node:20-bookworm-slim AS build
+FROM node:26-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -22,7 +22,7 @@ CMD ["node", "dist/upstream-mock/main.js"]
 
 # The gateway: production dependencies, compiled JavaScript, the default route
 # policy and the demo page (served only when STATIC_DIR=/app/demo).
-FROM node:20-bookworm-slim AS gateway
+FROM node:26-bookworm-slim AS gateway
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
