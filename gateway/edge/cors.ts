@@ -9,7 +9,7 @@
 import fp from 'fastify-plugin'
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
-import { CSRF_HEADER } from './csrf.js'
+import { CSRF_HEADER } from './csrf-checks.js'
 
 const PREFLIGHT_MAX_AGE_SECONDS = 600
 

@@ -17,14 +17,11 @@
  * Routes opt in through their config (`csrf: true`) and out of the fetch-site
  * check with `crossSiteAllowed: true`; there is no global switch to turn it off.
  */
-import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { Csrf, Unauthenticated } from '../errors.js'
-
-export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-export const CSRF_HEADER = 'x-csrf-token'
+import { checkFetchSite, checkOrigin, checkWebSocketOrigin, CSRF_HEADER, tokensMatch, UNSAFE_METHODS } from './csrf-checks.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -33,30 +30,6 @@ declare module 'fastify' {
     /** Skip the Sec-Fetch-Site check (endpoints other sites must reach). */
     crossSiteAllowed?: boolean
   }
-}
-
-export function tokensMatch (given: string | undefined, expected: string): boolean {
-  if (typeof given !== 'string') return false
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
-}
-
-export type CsrfVerdict = { ok: true } | { ok: false, reason: 'cross_site' | 'origin' | 'token' }
-
-export function checkFetchSite (secFetchSite: string | string[] | undefined): CsrfVerdict {
-  return secFetchSite === 'cross-site' ? { ok: false, reason: 'cross_site' } : { ok: true }
-}
-
-/** An absent Origin passes (older clients, same-origin GET-turned-POST); a present one must be allowed. */
-export function checkOrigin (origin: string | string[] | undefined, allowed: ReadonlySet<string>): CsrfVerdict {
-  if (origin === undefined) return { ok: true }
-  return typeof origin === 'string' && allowed.has(origin) ? { ok: true } : { ok: false, reason: 'origin' }
-}
-
-/** A WebSocket handshake must name its origin, and an allowed one. */
-export function checkWebSocketOrigin (origin: string | string[] | undefined, allowed: ReadonlySet<string>): CsrfVerdict {
-  return typeof origin === 'string' && allowed.has(origin) ? { ok: true } : { ok: false, reason: 'origin' }
 }
 
 export interface CsrfOptions {

@@ -7,28 +7,13 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { InvalidPath, UriTooLong } from '../errors.js'
-import { MAX_PATH_LENGTH, normaliseRequestPath, type NormalisedPath } from './normalise-path.js'
+import { canonicalPathOf, type NormalisedPath } from './normalise-path.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The canonical form of the request path; set by the first onRequest hook. */
     bffPath: NormalisedPath | null
   }
-}
-
-/**
- * The canonical path of a raw request target (path and query as on the wire).
- * @throws InvalidPath for anything but an origin-form target in canonical-able form
- * @throws UriTooLong past MAX_PATH_LENGTH
- */
-export function canonicalPathOf (rawTarget: string): NormalisedPath {
-  const queryAt = rawTarget.indexOf('?')
-  const raw = queryAt === -1 ? rawTarget : rawTarget.slice(0, queryAt)
-  if (raw.length > MAX_PATH_LENGTH) throw new UriTooLong()
-  const path = normaliseRequestPath(raw)
-  if (!path.ok) throw new InvalidPath()
-  return path
 }
 
 async function canonicalPath (app: FastifyInstance) {

@@ -3,7 +3,7 @@
  * browser may see of the upstream's response headers.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { API_SECURITY_HEADERS } from '../edge/security-headers.js'
+import { API_SECURITY_HEADERS } from '../edge/security-header-values.js'
 
 // RFC 9110 §7.6.1 plus the non-standard ones proxies have historically honoured.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'])

@@ -1,3 +1,5 @@
+import { InvalidPath, UriTooLong } from '../errors.js'
+
 /** The longest request path (without its query) the gateway accepts. */
 export const MAX_PATH_LENGTH = 2048
 
@@ -155,4 +157,18 @@ function hexDigit (code: number): number {
   if (code >= 0x41 && code <= 0x46) return code - 0x37
   if (code >= 0x61 && code <= 0x66) return code - 0x57
   return -1
+}
+
+/**
+ * The canonical path of a raw request target (path and query as on the wire).
+ * @throws InvalidPath for anything but an origin-form target in canonical-able form
+ * @throws UriTooLong past MAX_PATH_LENGTH
+ */
+export function canonicalPathOf (rawTarget: string): NormalisedPath {
+  const queryAt = rawTarget.indexOf('?')
+  const raw = queryAt === -1 ? rawTarget : rawTarget.slice(0, queryAt)
+  if (raw.length > MAX_PATH_LENGTH) throw new UriTooLong()
+  const path = normaliseRequestPath(raw)
+  if (!path.ok) throw new InvalidPath()
+  return path
 }

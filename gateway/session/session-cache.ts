@@ -9,7 +9,7 @@
  * so an entry can never be older than the last announcement.
  */
 import { timingSafeEqual } from 'node:crypto'
-import type { ActiveSession } from './sessions.js'
+import type { ActiveSession } from './active-session.js'
 
 export interface SessionCache {
   /** True while the invalidation channel is up; otherwise nothing is served or stored. */

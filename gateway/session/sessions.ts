@@ -12,29 +12,9 @@ import { byLastSeen } from './session-view.js'
 import type { SessionCache } from './session-cache.js'
 import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
+import type { ActiveSession, SessionSecrets } from './active-session.js'
 
-/** Everything about a session that is encrypted at rest. */
-export interface SessionSecrets {
-  accessToken: string
-  refreshToken?: string
-  idToken?: string
-  /** Epoch milliseconds. */
-  accessTokenExpiresAt: number
-  csrfToken: string
-  claims: Record<string, unknown>
-  roles: string[]
-}
-
-export interface ActiveSession {
-  handle: string
-  version: number
-  meta: SessionMeta
-  lastSeenAt: number
-  idleExpiresAt: number
-  secrets: SessionSecrets
-  /** Needed to re-seal after a refresh; never logged. */
-  cookie: SessionCookieValue
-}
+export type { ActiveSession, SessionSecrets } from './active-session.js'
 
 export interface NewSession {
   session: ActiveSession

@@ -11,10 +11,10 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { BodyTooLargeError, countingStream, declaredLengthExceeds, isBodyTooLarge } from '../../gateway/proxy/body-limit.js'
 import { upgradeKind } from '../../gateway/proxy/websocket.js'
-import { checkWebSocketOrigin } from '../../gateway/edge/csrf.js'
+import { checkWebSocketOrigin } from '../../gateway/edge/csrf-checks.js'
 import { clientErrorResponse } from '../../gateway/edge/protocol-errors.js'
-import { canonicalPathOf } from '../../gateway/proxy/canonical-path.js'
-import { pageSecurityHeaders, securityHeaderOptions } from '../../gateway/edge/security-headers.js'
+import { canonicalPathOf } from '../../gateway/proxy/normalise-path.js'
+import { pageSecurityHeaders, securityHeaderOptions } from '../../gateway/edge/security-header-values.js'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
 
 async function drain (chunks: Buffer[], limit: number): Promise<Buffer> {
