@@ -9,7 +9,7 @@ import fastifyStatic from '@fastify/static'
 import type { GatewayConfig } from './config.js'
 import { createMetrics, type GatewayMetrics } from './metrics.js'
 import { createAudit } from './audit.js'
-import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from './logging.js'
+import { AccessLogController, lazyChildLoggerFactory, loggerOptions, type LogStream } from './logging.js'
 import { installErrorHandlers } from './http-errors.js'
 import { createSessionStore } from './session/create-store.js'
 import { waitForRedis, watchRedisConnection } from './session/redis-client.js'
@@ -42,6 +42,8 @@ export interface GatewayDeps {
   store?: SessionStore
   /** Lease of the cross-instance refresh lock; tests shorten it to prove renewal. */
   refreshLockLeaseMs?: number
+  /** Where both listeners' log lines go instead of stdout (tests read audit lines there). */
+  logStream?: LogStream
 }
 
 export interface Gateway {
@@ -109,7 +111,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   const { store } = created
 
   const app = Fastify({
-    logger: loggerOptions(config.logLevel, 'bff-gateway'),
+    logger: loggerOptions(config.logLevel, 'bff-gateway', deps.logStream),
     childLoggerFactory: lazyChildLoggerFactory,
     // One access line per request instead of Fastify's two (logging.ts).
     logController: new AccessLogController(),
@@ -131,7 +133,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     frameworkErrors: onRouterError,
   })
   const admin = Fastify({
-    logger: loggerOptions(config.logLevel, 'bff-admin'),
+    logger: loggerOptions(config.logLevel, 'bff-admin', deps.logStream),
     childLoggerFactory: lazyChildLoggerFactory,
     logController: new AccessLogController(),
     requestIdHeader: false,
