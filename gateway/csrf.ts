@@ -42,7 +42,8 @@ export function tokensMatch (given: string | undefined, expected: string): boole
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-export type CsrfVerdict = { ok: true } | { ok: false, reason: 'cross_site' | 'origin' | 'token' }
+export type CsrfRefusal = 'cross_site' | 'origin' | 'token'
+export type CsrfVerdict = { ok: true } | { ok: false, reason: CsrfRefusal }
 
 export function checkFetchSite (secFetchSite: string | string[] | undefined): CsrfVerdict {
   return secFetchSite === 'cross-site' ? { ok: false, reason: 'cross_site' } : { ok: true }
@@ -61,12 +62,12 @@ export function checkWebSocketOrigin (origin: string | string[] | undefined, all
 
 export interface CsrfOptions {
   allowedOrigins: readonly string[]
-  onRefused?: (request: FastifyRequest, reason: string) => void
+  onRefused?: (request: FastifyRequest, reason: CsrfRefusal) => void
 }
 
 async function csrfPlugin (app: import('fastify').FastifyInstance, options: CsrfOptions) {
   const allowed = new Set(options.allowedOrigins)
-  const refuse = (request: FastifyRequest, reason: string) => {
+  const refuse = (request: FastifyRequest, reason: CsrfRefusal) => {
     options.onRefused?.(request, reason)
     return new Csrf()
   }

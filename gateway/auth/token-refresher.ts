@@ -29,7 +29,7 @@ export interface RefreshObserver {
   failure (reason: RefreshFailure): void
   lockWait (): void
   /** The IdP rejected the newest refresh token we hold: revoked at the IdP, expired, or stolen and used. */
-  grantRejected (session: ActiveSession, oauthError: string): Promise<void>
+  grantRejected (session: ActiveSession, oauthError: OidcRejectedError['oauthError']): Promise<void>
 }
 
 export interface TokenRefresherOptions {
@@ -96,6 +96,8 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
         await observer.grantRejected(current, error.oauthError)
         throw new SessionExpired({ cause: error })
       }
+      // Not the IdP's verdict on the grant: it could not be reached, or its answer failed our checks
+      // (OidcResponseInvalidError). Either way the session is kept.
       observer.failure('idp_unavailable')
       throw error instanceof IdpUnavailable ? error : new IdpUnavailable({ cause: error })
     }
