@@ -31,7 +31,7 @@ import canonicalPath from './canonical-path.js'
 import securityHeaders from './security-headers.js'
 import corsPlugin from './cors.js'
 import loginRateLimit from './login-rate-limit.js'
-import { onClientError, onRouterError } from './protocol-errors.js'
+import { httpServerOptions, onClientError, onRouterError, refuseAmbiguousHost } from './protocol-errors.js'
 import { MAX_PATH_LENGTH } from './proxy/normalise-path.js'
 import proxyPlugin from './proxy/proxy-plugin.js'
 import { createOpenSockets } from './proxy/open-sockets.js'
@@ -131,6 +131,7 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     // What the HTTP parser and the router refuse still gets the contract's JSON errors.
     clientErrorHandler: onClientError,
     frameworkErrors: onRouterError,
+    http: httpServerOptions,
   })
   const admin = Fastify({
     logger: loggerOptions(config.logLevel, 'bff-admin', deps.logStream),
@@ -138,10 +139,12 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
     logController: new AccessLogController(),
     requestIdHeader: false,
     forceCloseConnections: 'idle',
+    http: httpServerOptions,
   })
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
   installErrorHandlers(admin)
+  admin.addHook('onRequest', refuseAmbiguousHost)
   drainOnClose(app)
   drainOnClose(admin)
   const audit = createAudit(app.log, metrics)
@@ -224,9 +227,10 @@ export async function buildApp (config: GatewayConfig, deps: GatewayDeps = {}): 
   })
 
   // First: every response carries the security headers, and every hook after the cookie
-  // parser (which later onSend hooks rely on) sees one canonical path.
+  // parser (which later onSend hooks rely on) sees exactly one Host and one canonical path.
   await app.register(securityHeaders, { publicUrl: config.publicUrl })
   await app.register(cookie)
+  app.addHook('onRequest', refuseAmbiguousHost)
   await app.register(canonicalPath)
   await app.register(sessionPlugin, {
     sessions,
