@@ -12,6 +12,8 @@ import type { RoutePolicy } from './proxy/route-policy.js'
 import type { SessionStore } from './session/store.js'
 import { adminServerOptions, publicServerOptions } from './edge/server-options.js'
 import { installErrorHandlers } from './edge/http-errors.js'
+import { refuseAmbiguousHost } from './edge/protocol-errors.js'
+import type { LogStream } from './observability/logging.js'
 import gracefulClose from './edge/graceful-close.js'
 import observability from './observability/observability-plugin.js'
 import oidcPlugin from './auth/oidc-plugin.js'
@@ -36,6 +38,8 @@ export interface GatewayDeps {
   store?: SessionStore
   /** Lease of the cross-instance refresh lock; tests shorten it to prove renewal. */
   refreshLockLeaseMs?: number
+  /** Where both listeners' log lines go instead of stdout (tests read audit lines there). */
+  logStream?: LogStream
 }
 
 export interface Gateway {
@@ -50,7 +54,7 @@ export interface Gateway {
 
 /** Builds (but does not start) a gateway. */
 export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps: GatewayDeps = {}): Promise<Gateway> {
-  const app = Fastify(publicServerOptions(config))
+  const app = Fastify(publicServerOptions(config, deps.logStream))
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
   await app.register(gracefulClose)
@@ -62,9 +66,11 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   await app.register(tokenPlugin, { config, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
 
   // What every request meets, in order. First: every answer carries the security headers, and every
-  // hook after the cookie parser (which later onSend hooks rely on) sees one canonical path.
+  // hook after the cookie parser (which later onSend hooks rely on) sees exactly one Host and one
+  // canonical path.
   await app.register(securityHeaders, { publicUrl: config.publicUrl })
   await app.register(cookie)
+  app.addHook('onRequest', refuseAmbiguousHost)
   await app.register(canonicalPath)
   await app.register(sessionPlugin, {
     cookieName: config.cookie.name,
@@ -97,8 +103,9 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   if (config.staticDir) await app.register(staticFiles, { root: config.staticDir })
 
   // The operator listener: a server of its own, on the gateway's resources.
-  const admin = Fastify(adminServerOptions(config))
+  const admin = Fastify(adminServerOptions(config, deps.logStream))
   installErrorHandlers(admin)
+  admin.addHook('onRequest', refuseAmbiguousHost)
   await admin.register(gracefulClose)
   await admin.register(adminRoutes, { adminToken: config.adminToken, gateway: app })
   // Closed once the public listener has drained, before the resources it uses (hooks added later run first).

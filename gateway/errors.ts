@@ -17,6 +17,9 @@ export const InvalidPath = create('INVALID_PATH', 'The request path is not in ca
 export const InvalidReturnTo = create('INVALID_RETURN_TO', 'returnTo must be a same-origin relative path', 400)
 export const InvalidState = create('INVALID_STATE', 'The login was not started by this browser or has expired', 400)
 export const LoginFailed = create('LOGIN_FAILED', 'The identity provider did not complete the login', 401)
+// The same public code: the login failed, though not because the IdP said no, but because what came
+// back to the callback (or claimed to come from the IdP) failed the checks. The caller's fault, not an outage.
+export const LoginResponseInvalid = create('LOGIN_FAILED', 'The login response failed validation', 400)
 export const InvalidLogoutToken = create('INVALID_LOGOUT_TOKEN', 'The logout token is not valid', 400)
 export const Unauthenticated = create('UNAUTHENTICATED', 'Sign in to continue', 401)
 export const SessionExpired = create('SESSION_EXPIRED', 'The session has ended; sign in again', 401)

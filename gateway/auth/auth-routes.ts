@@ -4,9 +4,9 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { IdpUnavailable, InvalidReturnTo, InvalidState, LoginFailed, Unauthenticated } from '../errors.js'
+import { InvalidReturnTo, InvalidState, LoginFailed, LoginResponseInvalid, Unauthenticated } from '../errors.js'
 import { parseReturnTo } from './return-to.js'
-import { OidcRejectedError } from './oidc-client.js'
+import { OidcRejectedError, OidcResponseInvalidError } from './oidc-client.js'
 import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
 import { profileClaims, rolesFrom } from './claims.js'
 
@@ -61,10 +61,18 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     try {
       tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
     } catch (error) {
-      if (error instanceof IdpUnavailable) throw error
-      const reason = error instanceof OidcRejectedError ? error.oauthError : 'invalid_response'
-      audit('login_failed', { reason, ip: request.ip })
-      throw new LoginFailed({ cause: error })
+      if (error instanceof OidcRejectedError) {
+        // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
+        const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
+        audit('login_failed', { reason: error.oauthError, ...reported, ip: request.ip })
+        throw new LoginFailed({ cause: error })
+      }
+      if (error instanceof OidcResponseInvalidError) {
+        audit('login_failed', { reason: 'invalid_response', check: error.check, ip: request.ip })
+        throw new LoginResponseInvalid({ cause: error })
+      }
+      // IdpUnavailable: an outage (502), not a failed login.
+      throw error
     }
     const claims = tokens.idTokenClaims ?? {}
     const sub = typeof claims.sub === 'string' ? claims.sub : undefined

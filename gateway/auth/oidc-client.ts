@@ -2,13 +2,19 @@
  * The gateway's side of OpenID Connect, on openid-client: discovery, the
  * authorization-code + PKCE login, refresh, revocation and end-session.
  *
- * No Fastify here. Failures leave this module as one of two errors: the IdP
- * refused (`OidcRejectedError`: the grant or client is no good) or the IdP
- * could not be used (`IdpUnavailable`: network, timeout, 5xx, garbage). The
- * distinction decides whether a session is destroyed or kept.
+ * No Fastify here. Failures leave this module as one of three errors, and the
+ * distinction decides what the caller does (a login answers 401, 400 or 502; a
+ * refresh destroys the session only when the IdP refused):
+ *  - `OidcRejectedError`: the IdP answered with an OAuth error (the grant or
+ *    client is no good, or the user said no);
+ *  - `OidcResponseInvalidError`: a response, or a callback claiming to be one,
+ *    failed openid-client's own checks (issuer, state, code, ID token);
+ *  - `IdpUnavailable`: the IdP could not be used (network, timeout, 5xx,
+ *    discovery, anything unforeseen).
  */
 import * as oidc from 'openid-client'
 import { IdpUnavailable } from '../errors.js'
+import { registeredOAuthError, type OAuthErrorCode } from './oauth-error-codes.js'
 
 export interface OidcClientOptions {
   issuer: string
@@ -41,11 +47,31 @@ export interface LoginChallenge {
 
 /** The IdP answered with an OAuth error (e.g. `invalid_grant`); retrying will not help. */
 export class OidcRejectedError extends Error {
-  readonly oauthError: string
-  constructor (oauthError: string, options?: { cause?: unknown }) {
+  /** The registered code the IdP gave, or `other`: safe as a metric label. */
+  readonly oauthError: OAuthErrorCode | 'other'
+  /** The code as reported, which a forged callback chooses freely (any text, any length). */
+  readonly reportedError: string
+  constructor (reportedError: string, options?: { cause?: unknown }) {
+    const oauthError = registeredOAuthError(reportedError)
     super(`identity provider refused: ${oauthError}`, options)
     this.name = 'OidcRejectedError'
     this.oauthError = oauthError
+    this.reportedError = reportedError
+  }
+}
+
+/**
+ * A response that failed openid-client's own checks: a callback with the wrong `iss`, none, no
+ * `code` or two; an ID token with the wrong nonce, signature or times; a body that is not the
+ * JSON it should be. Not the IdP's verdict, so never a reason to end a session.
+ */
+export class OidcResponseInvalidError extends Error {
+  /** openid-client's code for the check that failed (e.g. `OAUTH_INVALID_RESPONSE`). */
+  readonly check: string
+  constructor (check: string, options?: { cause?: unknown }) {
+    super(`response failed the OIDC client's checks: ${check}`, options)
+    this.name = 'OidcResponseInvalidError'
+    this.check = check
   }
 }
 
@@ -67,15 +93,34 @@ export interface OidcClient {
 
 const REJECTIONS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client', 'invalid_scope', 'access_denied', 'invalid_request', 'invalid_target'])
 
-/** Turns any openid-client / fetch failure into OidcRejectedError or IdpUnavailable. */
+/** openid-client's codes for checks of what it received (oauth4webapi's constants); the rest are about getting an answer at all. */
+const LOCAL_CHECKS = new Set([
+  'OAUTH_INVALID_RESPONSE', // iss, state, code, a parameter given twice, a malformed claim
+  'OAUTH_UNSUPPORTED_OPERATION', // implicit or hybrid parameters in a code-flow callback, an unsupported algorithm
+  'OAUTH_PARSE_ERROR', // a body that does not parse
+  'OAUTH_RESPONSE_IS_NOT_JSON',
+  'OAUTH_JWT_TIMESTAMP_CHECK_FAILED',
+  'OAUTH_JWT_CLAIM_COMPARISON_FAILED', // nonce, aud, iss of the ID token
+  'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED',
+  'OAUTH_KEY_SELECTION_FAILED', // an ID token signed by no key the IdP publishes
+  'OAUTH_JWT_USERINFO_EXPECTED',
+])
+
+/**
+ * Turns any openid-client / fetch failure into one of the three errors above. What is not
+ * recognised as the IdP's answer or a failed check (fetch's TypeError, a timeout or abort, an
+ * unexpected HTTP status such as a 5xx without an OAuth body, a WWW-Authenticate challenge) is
+ * the IdP being unusable.
+ */
 export function translateOidcError (error: unknown): Error {
-  if (error instanceof OidcRejectedError) return error
+  if (error instanceof OidcRejectedError || error instanceof OidcResponseInvalidError || error instanceof IdpUnavailable) return error
+  if (error instanceof oidc.AuthorizationResponseError) return new OidcRejectedError(error.error, { cause: error })
   if (error instanceof oidc.ResponseBodyError) {
     if (error.status < 500 && REJECTIONS.has(error.error)) return new OidcRejectedError(error.error, { cause: error })
     return new IdpUnavailable({ cause: error })
   }
-  if (error instanceof oidc.AuthorizationResponseError) {
-    return new OidcRejectedError(error.error, { cause: error })
+  if (error instanceof oidc.ClientError && error.code !== undefined && LOCAL_CHECKS.has(error.code)) {
+    return new OidcResponseInvalidError(error.code, { cause: error })
   }
   return new IdpUnavailable({ cause: error })
 }
@@ -105,8 +150,15 @@ export function createOidcClient (options: OidcClientOptions): OidcClient {
   }
 
   async function call<T> (operation: (config: oidc.Configuration) => Promise<T>): Promise<T> {
+    let config: oidc.Configuration
     try {
-      return await operation(await configuration())
+      config = await configuration()
+    } catch (error) {
+      // Whatever went wrong with discovery (even a document that fails a check), the IdP is not usable yet.
+      throw new IdpUnavailable({ cause: error })
+    }
+    try {
+      return await operation(config)
     } catch (error) {
       throw translateOidcError(error)
     }

@@ -41,7 +41,7 @@ export interface RefreshObserver {
    * then ended as suspected theft. Never called for a session that ended during the refresh
    * (its own logout or revocation revoked that token).
    */
-  grantRejected (session: ActiveSession, oauthError: string): void
+  grantRejected (session: ActiveSession, oauthError: OidcRejectedError['oauthError']): void
 }
 
 export interface TokenRefresherOptions {
@@ -138,6 +138,8 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
       tokens = await oidc.refresh(refreshToken)
     } catch (error) {
       if (error instanceof OidcRejectedError) return afterRefusal(current, refreshToken, error)
+      // Not the IdP's verdict on the grant: it could not be reached, or its answer failed our checks
+      // (OidcResponseInvalidError). Either way the session is kept.
       observer.failure('idp_unavailable')
       throw error instanceof IdpUnavailable ? error : new IdpUnavailable({ cause: error })
     }

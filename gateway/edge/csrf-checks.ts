@@ -14,7 +14,8 @@ export function tokensMatch (given: string | undefined, expected: string): boole
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-export type CsrfVerdict = { ok: true } | { ok: false, reason: 'cross_site' | 'origin' | 'token' }
+export type CsrfRefusal = 'cross_site' | 'origin' | 'token'
+export type CsrfVerdict = { ok: true } | { ok: false, reason: CsrfRefusal }
 
 export function checkFetchSite (secFetchSite: string | string[] | undefined): CsrfVerdict {
   return secFetchSite === 'cross-site' ? { ok: false, reason: 'cross_site' } : { ok: true }

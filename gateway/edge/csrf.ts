@@ -21,7 +21,7 @@ import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { Csrf, Unauthenticated } from '../errors.js'
-import { checkFetchSite, checkOrigin, checkWebSocketOrigin, CSRF_HEADER, tokensMatch, UNSAFE_METHODS } from './csrf-checks.js'
+import { checkFetchSite, checkOrigin, checkWebSocketOrigin, CSRF_HEADER, tokensMatch, UNSAFE_METHODS, type CsrfRefusal } from './csrf-checks.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -38,7 +38,7 @@ export interface CsrfOptions {
 
 async function csrfPlugin (app: import('fastify').FastifyInstance, options: CsrfOptions) {
   const allowed = new Set(options.allowedOrigins)
-  const refuse = (request: FastifyRequest, reason: string) => {
+  const refuse = (request: FastifyRequest, reason: CsrfRefusal) => {
     app.audit('csrf_refused', { reason, ip: request.ip })
     return new Csrf()
   }

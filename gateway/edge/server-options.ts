@@ -2,11 +2,12 @@
  * How the two Fastify servers are built: logging, proxies trusted, limits, and
  * who answers what the HTTP parser and the router refuse.
  */
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyHttpOptions, FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
 import type { GatewayConfig } from '../config.js'
-import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from '../observability/logging.js'
+import { AccessLogController, lazyChildLoggerFactory, loggerOptions, type LogStream } from '../observability/logging.js'
 import { MAX_PATH_LENGTH } from '../proxy/normalise-path.js'
-import { onClientError, onRouterError } from './protocol-errors.js'
+import { httpServerOptions, onClientError, onRouterError } from './protocol-errors.js'
 
 /** Fastify's `trustProxy` from ours: a hop count means "trust that many proxies nearest to us" (as proxy-addr reads numbers). */
 function trustProxy (setting: GatewayConfig['trustProxy']): FastifyServerOptions['trustProxy'] {
@@ -15,10 +16,14 @@ function trustProxy (setting: GatewayConfig['trustProxy']): FastifyServerOptions
     : setting
 }
 
-/** Both listeners: one access line per request, no client-chosen request ids, idle connections closed on close. */
-function common (config: GatewayConfig, name: string): FastifyServerOptions {
+/**
+ * Both listeners: one access line per request, no client-chosen request ids, idle connections
+ * closed on close, and Host checked by us (`refuseAmbiguousHost`), not by Node.
+ */
+function common (config: GatewayConfig, name: string, logStream: LogStream | undefined): FastifyHttpOptions<Server> {
   return {
-    logger: loggerOptions(config.logLevel, name),
+    http: httpServerOptions,
+    logger: loggerOptions(config.logLevel, name, logStream),
     childLoggerFactory: lazyChildLoggerFactory,
     // One access line per request instead of Fastify's two (logging.ts).
     logController: new AccessLogController(),
@@ -28,9 +33,10 @@ function common (config: GatewayConfig, name: string): FastifyServerOptions {
   }
 }
 
-export function publicServerOptions (config: GatewayConfig): FastifyServerOptions {
+/** `logStream`: where log lines go instead of stdout (tests read audit lines there). */
+export function publicServerOptions (config: GatewayConfig, logStream?: LogStream): FastifyHttpOptions<Server> {
   return {
-    ...common(config, 'bff-gateway'),
+    ...common(config, 'bff-gateway', logStream),
     trustProxy: trustProxy(config.trustProxy),
     // While closing, a request that reached us on an open connection is served (with `Connection: close`),
     // not refused: Fastify's 503 would fail it, out of contract JSON, though no other instance saw it.
@@ -44,6 +50,6 @@ export function publicServerOptions (config: GatewayConfig): FastifyServerOption
   }
 }
 
-export function adminServerOptions (config: GatewayConfig): FastifyServerOptions {
-  return common(config, 'bff-admin')
+export function adminServerOptions (config: GatewayConfig, logStream?: LogStream): FastifyHttpOptions<Server> {
+  return common(config, 'bff-admin', logStream)
 }

@@ -2,14 +2,18 @@
  * Logger options: what must never reach a log line, per-request loggers that
  * cost nothing until a request writes a line, and one access line per request.
  */
-import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 
 const SECRET_FIELDS = ['accessToken', 'refreshToken', 'idToken', 'csrfToken', 'access_token', 'refresh_token', 'id_token', 'logout_token', 'code_verifier', 'client_secret', 'password']
 
-export function loggerOptions (level: string, name: string): FastifyServerOptions['logger'] {
+/** Where log lines go: stdout unless a test reads them. */
+export type LogStream = NonNullable<FastifyLoggerOptions['stream']>
+
+export function loggerOptions (level: string, name: string, stream?: LogStream): FastifyServerOptions['logger'] {
   return {
     level,
     name,
+    ...(stream ? { stream } : {}),
     redact: {
       paths: [
         'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]',

@@ -1,18 +1,31 @@
 /**
  * Prometheus metrics, one registry per gateway instance (several instances may
  * share a process in tests). Served on the admin listener only.
+ *
+ * Every label value comes from a closed set: each new value is a series kept
+ * for the life of the process, so one that a request could choose would let
+ * anyone grow the registry without bound. Where each set comes from is noted
+ * on its metric.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export interface GatewayMetrics {
   registry: Registry
+  /**
+   * `route`: the matched route's template (`/api/*`, never the path asked for), `unmatched` when none;
+   * `method`: one Node's parser knows (`http.METHODS`; it refuses any other);
+   * `status`: 100 to 599 (Fastify refuses any other code, the upstream's included).
+   */
   httpRequests: Counter<'route' | 'method' | 'status'>
+  /** `upstream`: a prefix of the route policy; `status` as above. */
   upstreamDuration: Histogram<'upstream' | 'status'>
   refreshAttempts: Counter
   refreshSuccesses: Counter
+  /** `reason`: a `RefreshFailure`. */
   refreshFailures: Counter<'reason'>
   refreshLockWaits: Counter
   refreshDuration: Histogram
+  /** `event` and `reason`: checked against their sets by `createAudit` (audit.ts); anything else counts as `other`. */
   auditEvents: Counter<'event' | 'reason'>
   storeErrors: Counter
   /** Reports the number of stored sessions at scrape time (cached briefly: counting can scan). */

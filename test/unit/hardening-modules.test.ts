@@ -1,7 +1,8 @@
 /**
  * The plain modules behind the hardening: the streaming body limit, the
  * upgrade classification, the WebSocket Origin check, the parser's error
- * answers, the security header options and the configuration they read.
+ * answers, the Host header rule, the security header options and the
+ * configuration they read.
  */
 import { readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
@@ -12,7 +13,7 @@ import fc from 'fast-check'
 import { BodyTooLargeError, countingStream, declaredLengthExceeds, isBodyTooLarge } from '../../gateway/proxy/body-limit.js'
 import { upgradeKind } from '../../gateway/proxy/websocket.js'
 import { checkWebSocketOrigin } from '../../gateway/edge/csrf-checks.js'
-import { clientErrorResponse } from '../../gateway/edge/protocol-errors.js'
+import { clientErrorResponse, hostHeaderProblem } from '../../gateway/edge/protocol-errors.js'
 import { canonicalPathOf } from '../../gateway/proxy/normalise-path.js'
 import { pageSecurityHeaders, securityHeaderOptions } from '../../gateway/edge/security-header-values.js'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
@@ -111,6 +112,31 @@ describe('answers to what the HTTP parser refuses', () => {
     const [head, body] = text.split('\r\n\r\n') as [string, string]
     expect(Number(/Content-Length: (\d+)/.exec(head)?.[1])).toBe(Buffer.byteLength(body))
     expect(JSON.parse(body)).toEqual({ error, message: expect.any(String) })
+  })
+})
+
+describe('Host header rule (RFC 9112 §3.2)', () => {
+  const request = (version: string, rawHeaders: string[]) => {
+    const headers: Record<string, string> = {}
+    for (let i = rawHeaders.length - 2; i >= 0; i -= 2) headers[rawHeaders[i]!.toLowerCase()] = rawHeaders[i + 1]!
+    const [major, minor] = version.split('.').map(Number) as [number, number]
+    return { headers, rawHeaders, httpVersionMajor: major, httpVersionMinor: minor }
+  }
+
+  it.each([
+    ['one Host', '1.1', ['Host', 'a.example', 'Accept', '*/*']],
+    ['an HTTP/1.0 request without one', '1.0', ['Accept', '*/*']],
+    ['a header whose name merely starts with "host"', '1.1', ['Host', 'a.example', 'Hostname', 'b.example']],
+  ])('passes %s', (_case, version, rawHeaders) => {
+    expect(hostHeaderProblem(request(version, rawHeaders))).toBeUndefined()
+  })
+
+  it.each([
+    ['no Host on HTTP/1.1', '1.1', ['Accept', '*/*']],
+    ['two Hosts, in any case', '1.1', ['Host', 'a.example', 'Accept', '*/*', 'HOST', 'b.example']],
+    ['two Hosts on HTTP/1.0', '1.0', ['host', 'a.example', 'host', 'a.example']],
+  ])('refuses %s', (_case, version, rawHeaders) => {
+    expect(hostHeaderProblem(request(version, rawHeaders))).toMatch(/Host header/)
   })
 })
 

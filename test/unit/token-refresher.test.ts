@@ -12,7 +12,7 @@ import { createMemoryStore } from '../../gateway/session/memory-store.js'
 import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
 import { createSessionManager, type ActiveSession, type SessionManager } from '../../gateway/session/sessions.js'
 import type { SessionStore } from '../../gateway/session/store.js'
-import { createRevocation } from '../../gateway/session/revocation.js'
+import { testRevocation } from '../helpers/revocation.js'
 
 const HOUR_MS = 3_600_000
 
@@ -58,14 +58,7 @@ async function race (script: Script) {
   const refresher = createTokenRefresher({
     sessions,
     leases: store,
-    revocation: createRevocation({
-      records: store,
-      index: store,
-      revokeOwn: (own, reason) => sessions.revoke(own, reason),
-      revokeRefreshToken: async () => {},
-      audit: () => {},
-      epochTtlMs: HOUR_MS,
-    }),
+    revocation: testRevocation(store, sessions),
     oidc: scriptedOidc(script, () => sessions, () => session, store),
     skewSeconds: 0,
     rolesClaim: 'roles',
