@@ -18,7 +18,7 @@ export const METHOD_OVERRIDE_HEADERS = [
   'x-original-url', 'x-rewrite-url', 'x-override-url',
 ]
 
-export const METHOD_PARAM = '_method'
+const METHOD_PARAM = '_method'
 
 /** Whether a decoded parameter name would be read as `_method`. */
 export function isMethodParamName (name: string): boolean {
