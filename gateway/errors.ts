@@ -46,3 +46,11 @@ export interface ErrorBody {
 export function publicCode (code: unknown): string | undefined {
   return typeof code === 'string' && code.startsWith('BFF_') ? code.slice(4).toLowerCase() : undefined
 }
+
+/** The first error of type `type` in `error`'s chain of causes, `error` itself included (five links at most). */
+export function causeOfType<T extends Error> (error: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if (current instanceof type) return current
+  }
+  return undefined
+}

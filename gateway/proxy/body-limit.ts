@@ -6,6 +6,7 @@
  * while it streams and cut off, upstream request included, past the limit.
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { causeOfType } from '../errors.js'
 
 /** Raised inside the forwarded body stream once it passes the limit. */
 export class BodyTooLargeError extends Error {
@@ -36,16 +37,20 @@ export function countingStream (limit: number): Transform {
 
 /** `source` through a counting stream; an error of either side ends both. */
 export function limitBody (source: Readable, limit: number): Transform {
-  const counted = countingStream(limit)
-  source.on('error', (error) => counted.destroy(error))
-  counted.on('error', () => source.unpipe(counted))
-  return source.pipe(counted)
+  return pipeChecked(source, countingStream(limit))
+}
+
+/**
+ * `source` piped into `check`, a Transform that may fail the body: an error of `source` destroys
+ * `check`, and an error of `check` only unpipes `source`, whose socket must still carry the answer.
+ */
+export function pipeChecked (source: Readable, check: Transform): Transform {
+  source.on('error', (error) => check.destroy(error))
+  check.on('error', () => source.unpipe(check))
+  return source.pipe(check)
 }
 
 /** Whether an error is, or was caused by, the body limit. */
 export function isBodyTooLarge (error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (current instanceof BodyTooLargeError) return true
-  }
-  return false
+  return causeOfType(error, BodyTooLargeError) !== undefined
 }

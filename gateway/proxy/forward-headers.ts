@@ -4,6 +4,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { API_SECURITY_HEADERS } from '../edge/security-header-values.js'
+import { METHOD_OVERRIDE_HEADERS } from './method-override.js'
+import { privateCacheControl, isTargetedCacheHeader } from './shared-cache.js'
 
 // RFC 9110 §7.6.1 plus the non-standard ones proxies have historically honoured.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'])
@@ -12,7 +14,19 @@ const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'x-csrf-token', 'forwarded
 // The browser's Host names the gateway (undici sets the upstream's own); Node has already
 // answered any `Expect: 100-continue` itself, and undici refuses to send the header.
 const NOT_FOR_UPSTREAM = ['host', 'expect']
-const DROPPED = new Set([...HOP_BY_HOP, ...FROM_BROWSER_ONLY, ...NOT_FOR_UPSTREAM])
+const DROPPED = new Set([...HOP_BY_HOP, ...FROM_BROWSER_ONLY, ...NOT_FOR_UPSTREAM, ...METHOD_OVERRIDE_HEADERS])
+
+/**
+ * Whether the upstream must not get a browser header of this (lower-case) name. CGI-style servers
+ * (PHP, WSGI, Rack) read `X_Forwarded_For` as `X-Forwarded-For`, so a name with `_` is judged as
+ * if each `_` were `-`; most names have none, and pay only for looking.
+ */
+function isDropped (name: string): boolean {
+  if (DROPPED.has(name) || name.startsWith('x-forwarded-')) return true
+  if (!name.includes('_')) return false
+  const asDashes = name.replaceAll('_', '-')
+  return DROPPED.has(asDashes) || asDashes.startsWith('x-forwarded-')
+}
 
 export interface ForwardContext {
   accessToken: string
@@ -23,16 +37,18 @@ export interface ForwardContext {
 
 /**
  * The headers sent upstream: the browser's, less hop-by-hop headers, the names
- * the browser listed in `Connection` (RFC 9110 §7.6.1) and its credentials,
- * with the forwarding headers and `Authorization` set last, so no browser
- * header can remove or replace them.
+ * the browser listed in `Connection` (RFC 9110 §7.6.1), its credentials, the
+ * headers that would make the upstream run another method or path than the
+ * policy allowed, and any of these spelt with `_` for `-`, with the forwarding
+ * headers and `Authorization` set last, so no browser header can remove or
+ * replace them.
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: ForwardContext): IncomingHttpHeaders {
   const forwarded: IncomingHttpHeaders = {}
   const listed = headers.connection === undefined ? undefined : connectionOptions(headers.connection)
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || DROPPED.has(name) || name.startsWith('x-forwarded-') || listed?.has(name) === true) continue
+    if (value === undefined || isDropped(name) || listed?.has(name) === true) continue
     forwarded[name] = value
   }
   forwarded['x-forwarded-for'] = context.clientIp
@@ -65,16 +81,38 @@ function sanitised (value: string): string {
 
 /**
  * The upstream's response headers as the browser gets them: never a cookie of the upstream's,
- * never its own values for our API security headers (they would replace ours), and no value
- * with characters a header may not carry.
+ * never its own values for our API security headers (they would replace ours), never a CORS
+ * header (the gateway alone decides which origins may read an answer), and no value with
+ * characters a header may not carry.
+ *
+ * An answer to a request admitted with a session is the user's own: no shared cache may store
+ * it (`privateCacheControl`), and headers aimed at a CDN (`CDN-Cache-Control`, `Surrogate-*`, …),
+ * which CDNs obey over `Cache-Control`, are dropped.
  */
-export function browserResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+export function browserResponseHeaders (headers: IncomingHttpHeaders, admittedWithSession: boolean): IncomingHttpHeaders {
   const result: IncomingHttpHeaders = {}
   for (const name in headers) {
-    if (name === 'set-cookie' || HOP_BY_HOP.has(name) || OURS.has(name)) continue
+    if (name === 'set-cookie' || HOP_BY_HOP.has(name) || OURS.has(name) || name.startsWith('access-control-')) continue
+    if (admittedWithSession && (name === 'cache-control' || isTargetedCacheHeader(name))) continue
     const value = headers[name]
     if (typeof value === 'string') result[name] = sanitised(value)
     else if (Array.isArray(value)) result[name] = value.map(sanitised)
   }
+  if (admittedWithSession) result['cache-control'] = sanitised(privateCacheControl(headers['cache-control']))
   return result
+}
+
+/**
+ * The gateway's own `Vary` (the CORS layer's `Origin`) with the upstream's added, each name once,
+ * so the upstream's does not replace ours; `*` from either side stays `*`.
+ */
+export function combinedVary (own: string | number | readonly string[], upstream: string | readonly string[]): string {
+  const names = new Map<string, string>()
+  for (const list of [own, upstream].flat()) {
+    for (const name of String(list).split(',')) {
+      const trimmed = name.trim()
+      if (trimmed !== '' && !names.has(trimmed.toLowerCase())) names.set(trimmed.toLowerCase(), trimmed)
+    }
+  }
+  return names.has('*') ? '*' : [...names.values()].join(', ')
 }

@@ -1,25 +1,31 @@
 /**
  * Registers the routes of each upstream in the route policy, each in its own
  * encapsulated scope, and gates every request through the policy: canonical
- * path → known prefix → upgrade → body size → session → rule → fresh token →
- * role. Only then is the request forwarded (upstream-exchange.ts), to exactly
- * the path that was matched. WebSocket handshakes, on routes that allow them,
- * are proxied by @fastify/http-proxy.
+ * path → known prefix → upgrade → body size → `_method` in the query →
+ * session → rule → fresh token → role. Only then is the request forwarded
+ * (upstream-exchange.ts), to exactly the path that was matched, with the
+ * method it arrived with: nothing that would make the upstream use another
+ * (override headers, `_method` in a form or multipart body) goes with it.
+ * WebSocket handshakes, on routes that allow them, are proxied by
+ * @fastify/http-proxy.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
+import { buffer as readWhole } from 'node:stream/consumers'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BadGateway, Forbidden, GatewayTimeout, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
+import { BadGateway, causeOfType, Forbidden, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
 import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
 import { canonicalPathOf, type NormalisedPath } from './normalise-path.js'
 import type { ActiveSession } from '../session/sessions.js'
-import { browserResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
-import { declaredLengthExceeds, isBodyTooLarge, limitBody } from './body-limit.js'
+import { browserResponseHeaders, combinedVary, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
+import { declaredLengthExceeds, isBodyTooLarge, limitBody, pipeChecked } from './body-limit.js'
+import { bodyKind, hasMethodParam, multipartBoundary, partNamesMethodParam } from './method-override.js'
+import { multipartGuard } from './multipart-guard.js'
 import { upgradeKind } from './websocket.js'
 import { createOpenSockets } from './open-sockets.js'
-import { exchangeWithUpstream, type AnswerSink } from './upstream-exchange.js'
+import { exchangeWithUpstream, type AnswerSink, type UpstreamRequest } from './upstream-exchange.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,6 +40,8 @@ interface Forward {
   accessToken: string
   /** The route's prefix, which names the upstream in metrics. */
   upstream: string
+  /** The request was let through for a signed-in user: its answer is that user's alone. */
+  admittedWithSession: boolean
   /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
   upstreamSeconds: number
 }
@@ -66,6 +74,8 @@ type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> &
 
 // undici's: no answer head, or silence within the body, past the route's timeout.
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+const METHOD_PARAM_REFUSED = 'A _method parameter would make the upstream use another method than this request\'s; this route does not allow it'
 
 export default async function proxyPlugin (app: FastifyInstance, options: ProxyPluginOptions) {
   const { policy } = options
@@ -112,13 +122,24 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     if (match.kind === 'unknown_prefix') throw new NotFound()
     const kind = upgradeKind({ method: request.method, headers: request.headers, upgrade: (request.raw as UpgradableMessage).upgrade === true }, match.route.websocket)
     if (declaredLengthExceeds(request.headers['content-length'], options.bodyLimit)) refuseBody(reply)
+    if (!match.route.allowMethodParam) {
+      const url = request.raw.url ?? ''
+      const queryAt = url.indexOf('?')
+      if (queryAt !== -1 && hasMethodParam(url.slice(queryAt + 1))) throw new InvalidRequest(METHOD_PARAM_REFUSED)
+    }
     return { path, match, kind }
   }
 
   /** A signed-in user with fresh tokens: may their roles use the rule? Then set the request up to go. */
   function admit (request: FastifyRequest, { path, match, kind }: RouteCheck, session: ActiveSession): void {
     if (match.kind === 'no_rule' || !isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
-    request.bffForward = { path: match.upstreamPath, accessToken: session.secrets.accessToken, upstream: match.route.prefix, upstreamSeconds: -1 }
+    request.bffForward = {
+      path: match.upstreamPath,
+      accessToken: session.secrets.accessToken,
+      upstream: match.route.prefix,
+      admittedWithSession: true,
+      upstreamSeconds: -1,
+    }
     if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
     if (kind === 'websocket') {
       // @fastify/http-proxy derives a handshake's upstream path from the request URL: make it the canonical one.
@@ -164,6 +185,13 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       reply.send(new PayloadTooLarge({ cause: error }))
       return
     }
+    // The body was refused as it streamed (multipart-guard.ts): the upstream never got it whole.
+    const refused = causeOfType(error, InvalidRequest)
+    if (refused) {
+      reply.header('connection', 'close')
+      reply.send(refused)
+      return
+    }
     const code = error.code ?? ''
     reply.send(TIMEOUT_CODES.has(code) ? new GatewayTimeout({ cause: error }) : new BadGateway({ cause: error }))
   }
@@ -180,7 +208,12 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
           onUpstreamError(reply, new Error(`the upstream answered with status ${statusCode}`, { cause: error }))
           return
         }
-        reply.headers(browserResponseHeaders(upstreamHeaders))
+        const headers = browserResponseHeaders(upstreamHeaders, target.admittedWithSession)
+        if (headers.vary !== undefined) {
+          const ownVary = reply.getHeader('vary')
+          if (ownVary !== undefined) headers.vary = combinedVary(ownVary, headers.vary)
+        }
+        reply.headers(headers)
         // An HTTP/1 connection whose request body was not read to its end cannot carry another request.
         if (!request.raw.complete) reply.header('connection', 'close')
         reply.send(body)
@@ -190,6 +223,42 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
         onUpstreamError(reply, error)
       },
     }
+  }
+
+  /**
+   * Rails, Laravel and Symfony also read `_method` from a form or multipart body. A form is read
+   * whole (within the body limit) and checked before any of it goes; multipart is checked part by
+   * part as it streams (multipart-guard.ts). Every other body streams through untouched.
+   */
+  function sendWithoutMethodParam (request: FastifyRequest, reply: FastifyReply, target: Forward, upstreamRequest: UpstreamRequest, body: Readable): void {
+    const send = (checked: Readable | Buffer) => {
+      upstreamRequest.body = checked
+      exchangeWithUpstream(dispatcher, upstreamRequest, reply, browserAnswer(request, reply, target))
+    }
+    const contentType = request.headers['content-type']
+    const kind = bodyKind(contentType)
+    if (kind === 'form') {
+      readWhole(body).then((bytes) => {
+        if (hasMethodParam(bytes.toString('latin1'))) reply.send(new InvalidRequest(METHOD_PARAM_REFUSED))
+        else send(bytes)
+      }, (error: Error) => {
+        reply.header('connection', 'close')
+        reply.send(isBodyTooLarge(error) ? new PayloadTooLarge({ cause: error }) : new InvalidRequest('The request body could not be read', { cause: error }))
+      })
+      return
+    }
+    if (kind === 'multipart') {
+      const boundary = multipartBoundary(contentType ?? '')
+      if (boundary === undefined) {
+        reply.header('connection', 'close')
+        reply.send(new InvalidRequest('The multipart body has no boundary, or one that could be read more than one way'))
+        return
+      }
+      send(pipeChecked(body, multipartGuard(boundary, (partHeaders) =>
+        partNamesMethodParam(partHeaders) ? new InvalidRequest(METHOD_PARAM_REFUSED) : undefined)))
+      return
+    }
+    send(body)
   }
 
   // The library's typings omit the header hook; its default would forward the browser's Cookie.
@@ -232,14 +301,16 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       const headers = upstreamRequestHeaders(request.headers, forwardContext(request))
       // Without a body, undici sets the length itself.
       if (body === null) delete headers['content-length']
-      exchangeWithUpstream(dispatcher, {
+      const upstreamRequest: UpstreamRequest = {
         origin: route.upstream,
         path: queryAt === -1 ? target.path : target.path + url.slice(queryAt),
         method: request.method,
         headers,
         body,
         timeoutMs,
-      }, reply, browserAnswer(request, reply, target))
+      }
+      if (body === null || route.allowMethodParam) exchangeWithUpstream(dispatcher, upstreamRequest, reply, browserAnswer(request, reply, target))
+      else sendWithoutMethodParam(request, reply, target, upstreamRequest, body)
       return reply
     }
 
@@ -283,7 +354,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
 // What @fastify/http-proxy answers on: every method a browser's fetch() sends but CONNECT and TRACE.
 const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
-/** Bodies stay streams: limited by `limitBody` and piped to the upstream, never buffered here. */
+/** Bodies stay streams, limited by `limitBody`; only a form is read whole, after admission, to look for `_method`. */
 function passBodyThrough (_request: FastifyRequest, payload: IncomingMessage, done: (error: Error | null, body?: unknown) => void): void {
   done(null, payload)
 }

@@ -39,6 +39,11 @@ export interface CompiledRoute {
   /** Upstream response timeout; undefined means the proxy's default. */
   timeoutMs: number | undefined
   websocket: boolean
+  /**
+   * Whether a `_method` parameter (query string, form or multipart body) may pass to the upstream.
+   * Frameworks such as Rails and Laravel read it as the request's method, so by default it is refused.
+   */
+  allowMethodParam: boolean
   rules: readonly CompiledRule[]
   prefixSegments: readonly string[]
   /** Method → segment count → rules, most specific first. */
@@ -119,6 +124,11 @@ export async function loadRoutePolicy (routesFile: string): Promise<RoutePolicy>
  * that are not a whole segment, wildcards, and empty role lists (a rule for
  * any signed-in user says `"roles": ["*"]`). Two rules of one route may not
  * allow the same method on the same template shape.
+ *
+ * `allowMethodParam` (default false) lets requests to the route carry a
+ * `_method` parameter, in the query string or a form or multipart body; it
+ * is for upstreams that rely on it and apply their policy to the method it
+ * names, since the gateway's rules only ever see the request's real method.
  *
  * @param source names the policy in error messages, usually the file path
  * @throws RoutePolicyError listing every problem found
@@ -311,6 +321,7 @@ const RouteSchema = z.strictObject({
   rewritePrefix: z.string().superRefine(check(rewritePrefixProblem)).default(''),
   timeoutMs: z.number().superRefine(check(timeoutProblem)).optional(),
   websocket: z.boolean().default(false),
+  allowMethodParam: z.boolean().default(false),
   allow: z.array(RuleSchema).min(1, 'must list at least one rule'),
 })
 
@@ -356,6 +367,7 @@ function compileRoute (input: RouteInput): CompiledRoute {
     rewritePrefix: input.rewritePrefix,
     timeoutMs: input.timeoutMs,
     websocket: input.websocket,
+    allowMethodParam: input.allowMethodParam,
     rules,
     prefixSegments: input.prefix.split('/').slice(1),
     rulesByMethod: indexRules(rules),

@@ -35,7 +35,8 @@ export interface UpstreamRequest {
   path: string
   method: string
   headers: IncomingHttpHeaders
-  body: Readable | null
+  /** Streamed as it comes, or (a form the proxy had to read whole) sent in one piece. */
+  body: Readable | Buffer | null
   /** Longest wait for the answer's head, and longest silence within its body. */
   timeoutMs: number
 }

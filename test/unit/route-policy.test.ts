@@ -72,6 +72,7 @@ describe('parseRoutePolicy: each problem is one line naming its place', () => {
     ['timeoutMs too large for a timer', { routes: [apiRoute({ timeoutMs: 2 ** 31 })] }, ['routes[0].timeoutMs: must be a whole number of milliseconds between 1 and 2147483647']],
     ['timeoutMs as text', { routes: [apiRoute({ timeoutMs: '100' })] }, ['routes[0].timeoutMs: must be a number']],
     ['websocket as text', { routes: [apiRoute({ websocket: 'yes' })] }, ['routes[0].websocket: must be true or false']],
+    ['allowMethodParam as text', { routes: [apiRoute({ allowMethodParam: 'true' })] }, ['routes[0].allowMethodParam: must be true or false']],
     ['no rules', { routes: [apiRoute({ allow: [] })] }, ['routes[0].allow: must list at least one rule']],
 
     ['unknown method', { routes: [apiRoute({ allow: [rule({ methods: ['GET', 'FETCH'] })] })] },
@@ -151,12 +152,13 @@ describe('parseRoutePolicy: the compiled routes', () => {
     const { routes } = parseRoutePolicy({
       routes: [
         { prefix: '/api', upstream: 'http://127.0.0.1:4001/', allow: [rule()] },
-        { prefix: '/billing', upstream: 'https://billing.internal:443', rewritePrefix: '/v2', timeoutMs: 5000, websocket: true, allow: [rule()] },
+        { prefix: '/billing', upstream: 'https://billing.internal:443', rewritePrefix: '/v2', timeoutMs: 5000, websocket: true, allowMethodParam: true, allow: [rule()] },
       ],
     }, 'routes.json')
-    expect(routes.map(({ prefix, upstream, rewritePrefix, timeoutMs, websocket }) => ({ prefix, upstream, rewritePrefix, timeoutMs, websocket }))).toEqual([
-      { prefix: '/api', upstream: 'http://127.0.0.1:4001', rewritePrefix: '', timeoutMs: undefined, websocket: false },
-      { prefix: '/billing', upstream: 'https://billing.internal', rewritePrefix: '/v2', timeoutMs: 5000, websocket: true },
+    expect(routes.map(({ prefix, upstream, rewritePrefix, timeoutMs, websocket, allowMethodParam }) =>
+      ({ prefix, upstream, rewritePrefix, timeoutMs, websocket, allowMethodParam }))).toEqual([
+      { prefix: '/api', upstream: 'http://127.0.0.1:4001', rewritePrefix: '', timeoutMs: undefined, websocket: false, allowMethodParam: false },
+      { prefix: '/billing', upstream: 'https://billing.internal', rewritePrefix: '/v2', timeoutMs: 5000, websocket: true, allowMethodParam: true },
     ])
   })
 })
