@@ -14,16 +14,27 @@
  *    browser's cookies, and it cannot carry a custom header: it must carry an
  *    allowed `Origin` (browsers always send one).
  *
- * Routes opt in through their config (`csrf: true`) and out of the fetch-site
- * check with `crossSiteAllowed: true`; there is no global switch to turn it off.
+ * The BFF's own endpoints opt in through their config (`csrf: true`); the
+ * proxy's gate calls `app.checkCsrf` as one of its steps. Routes opt out of the
+ * fetch-site check with `crossSiteAllowed: true`; there is no global switch to
+ * turn any of it off.
  */
 import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Csrf, Unauthenticated } from '../errors.js'
+import type { ActiveSession } from '../session/active-session.js'
 import { checkFetchSite, checkOrigin, checkWebSocketOrigin, CSRF_HEADER, tokensMatch, UNSAFE_METHODS, type CsrfRefusal } from './csrf-checks.js'
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Layers 2 and 3 for one request: on an unsafe method, an Origin (when sent) must be allowed
+     * and, when the request has a session, `X-CSRF-Token` must equal its token.
+     * @throws Csrf
+     */
+    checkCsrf (request: FastifyRequest, session: ActiveSession | undefined): void
+  }
   interface FastifyContextConfig {
     /** Require the CSRF token and an allowed Origin on unsafe methods. */
     csrf?: boolean
@@ -36,7 +47,7 @@ export interface CsrfOptions {
   allowedOrigins: readonly string[]
 }
 
-async function csrfPlugin (app: import('fastify').FastifyInstance, options: CsrfOptions) {
+async function csrfPlugin (app: FastifyInstance, options: CsrfOptions) {
   const allowed = new Set(options.allowedOrigins)
   const refuse = (request: FastifyRequest, reason: CsrfRefusal) => {
     app.audit('csrf_refused', { reason, ip: request.ip })
@@ -56,24 +67,43 @@ async function csrfPlugin (app: import('fastify').FastifyInstance, options: Csrf
     done()
   })
 
-  async function checkToken (request: FastifyRequest): Promise<void> {
+  const checkRequestOrigin = (request: FastifyRequest) => {
     const origin = checkOrigin(request.headers.origin, allowed)
     if (!origin.ok) throw refuse(request, origin.reason)
-    const session = await request.loadSession()
-    if (!session) throw new Unauthenticated()
+  }
+  const checkToken = (request: FastifyRequest, session: ActiveSession) => {
     const header = request.headers[CSRF_HEADER]
     if (!tokensMatch(typeof header === 'string' ? header : undefined, session.secrets.csrfToken)) {
       throw refuse(request, 'token')
     }
   }
 
-  // Callback-style, so that safe methods (most API calls) pass without a promise.
+  app.decorate('checkCsrf', function checkCsrf (request: FastifyRequest, session: ActiveSession | undefined): void {
+    if (!UNSAFE_METHODS.has(request.method)) return
+    checkRequestOrigin(request)
+    if (session) checkToken(request, session)
+  })
+
+  // The BFF's own state-changing endpoints all need a session; the Origin is judged before it is read.
+  const checkSignedIn = (request: FastifyRequest, session: ActiveSession | undefined) => {
+    if (!session) throw new Unauthenticated()
+    checkToken(request, session)
+  }
   app.addHook('preHandler', (request, _reply, done) => {
-    if (!UNSAFE_METHODS.has(request.method) || !request.routeOptions.config?.csrf) {
-      done()
+    if (!UNSAFE_METHODS.has(request.method) || !request.routeOptions.config?.csrf) return done()
+    try {
+      checkRequestOrigin(request)
+      const loaded = request.loadSession()
+      if (loaded instanceof Promise) {
+        loaded.then((session) => checkSignedIn(request, session)).then(() => done(), done)
+        return
+      }
+      checkSignedIn(request, loaded)
+    } catch (error) {
+      done(error as Error)
       return
     }
-    checkToken(request).then(() => done(), done)
+    done()
   })
 }
 

@@ -1,13 +1,11 @@
 /**
  * Registers the routes of each upstream in the route policy, each in its own
- * encapsulated scope, and gates every request through the policy: canonical
- * path → known prefix → upgrade → body size → `_method` in the query →
- * session → rule → fresh token → role. Only then is the request forwarded
- * (upstream-exchange.ts), to exactly the path that was matched, with the
- * method it arrived with: nothing that would make the upstream use another
- * (override headers, `_method` in a form or multipart body) goes with it.
- * WebSocket handshakes, on routes that allow them, are proxied by
- * @fastify/http-proxy.
+ * encapsulated scope, behind the gate (gate.ts: session, CSRF, rule, token,
+ * roles). Only then is the request forwarded (upstream-exchange.ts), to
+ * exactly the path that was matched, with the method it arrived with: nothing
+ * that would make the upstream use another (override headers, `_method` in a
+ * form or multipart body) goes with it. WebSocket handshakes, on routes that
+ * allow them, are proxied by @fastify/http-proxy.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
@@ -15,36 +13,15 @@ import { buffer as readWhole } from 'node:stream/consumers'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BadGateway, causeOfType, Forbidden, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge, Unauthenticated } from '../errors.js'
-import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
-import { canonicalPathOf, type NormalisedPath } from './normalise-path.js'
-import type { ActiveSession } from '../session/sessions.js'
+import { BadGateway, causeOfType, Forbidden, GatewayTimeout, InvalidRequest, PayloadTooLarge } from '../errors.js'
+import type { CompiledRoute, RoutePolicy } from './route-policy.js'
+import { createGate, type Forward } from './gate.js'
 import { browserResponseHeaders, combinedVary, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
-import { declaredLengthExceeds, isBodyTooLarge, limitBody, pipeChecked } from './body-limit.js'
-import { bodyKind, hasMethodParam, multipartBoundary, partNamesMethodParam } from './method-override.js'
+import { isBodyTooLarge, pipeChecked } from './body-limit.js'
+import { bodyKind, hasMethodParam, METHOD_PARAM_REFUSED, multipartBoundary, partNamesMethodParam } from './method-override.js'
 import { multipartGuard } from './multipart-guard.js'
-import { upgradeKind } from './websocket.js'
 import { createOpenSockets } from './open-sockets.js'
 import { exchangeWithUpstream, type AnswerSink, type UpstreamRequest } from './upstream-exchange.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set once the policy let the request through: where it goes, with which token, through which route. */
-    bffForward: Forward | null
-  }
-}
-
-interface Forward {
-  /** The upstream path, canonical and rewritten; the query string is added as the browser sent it. */
-  path: string
-  accessToken: string
-  /** The route's prefix, which names the upstream in metrics. */
-  upstream: string
-  /** The request was let through for a signed-in user: its answer is that user's alone. */
-  admittedWithSession: boolean
-  /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
-  upstreamSeconds: number
-}
 
 export interface ProxyPluginOptions {
   policy: RoutePolicy
@@ -59,15 +36,6 @@ export interface ProxyPluginOptions {
 /** How often open WebSockets' sessions are re-read even without an invalidation message. */
 const WEBSOCKET_SWEEP_MS = 10_000
 
-// Node sets `upgrade` on requests that asked to switch protocols; @types/node does not declare it.
-type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
-
-interface RouteCheck {
-  path: NormalisedPath
-  match: Exclude<RouteMatch, { kind: 'unknown_prefix' }>
-  kind: ReturnType<typeof upgradeKind>
-}
-
 type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> & {
   rewriteRequestHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
 }
@@ -75,11 +43,9 @@ type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> &
 // undici's: no answer head, or silence within the body, past the route's timeout.
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
-const METHOD_PARAM_REFUSED = 'A _method parameter would make the upstream use another method than this request\'s; this route does not allow it'
-
 export default async function proxyPlugin (app: FastifyInstance, options: ProxyPluginOptions) {
   const { policy } = options
-  const { tokens: refresher, sessions, sessionChanges, metrics } = app
+  const { sessions, sessionChanges, metrics } = app
   // Proxied WebSockets, kept to be closed when their session ends.
   const openSockets = createOpenSockets({
     reload: (session) => sessions.reload(session),
@@ -108,76 +74,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     }
   }
 
-  // Once reading of the body stops half-way, the connection cannot carry another request.
-  function refuseBody (reply: Pick<FastifyReply, 'header'>): never {
-    reply.header('connection', 'close')
-    throw new PayloadTooLarge()
-  }
-
-  /** What the policy says before any session is involved: unknown prefix, too large a body. */
-  function checkRoute (request: FastifyRequest, reply: FastifyReply): RouteCheck {
-    // The canonical-path plugin has checked the path already; this is the same, memoised result.
-    const path = request.bffPath ?? canonicalPathOf(request.raw.url ?? '')
-    const match = matchRoute(policy, request.method, path)
-    if (match.kind === 'unknown_prefix') throw new NotFound()
-    const kind = upgradeKind({ method: request.method, headers: request.headers, upgrade: (request.raw as UpgradableMessage).upgrade === true }, match.route.websocket)
-    if (declaredLengthExceeds(request.headers['content-length'], options.bodyLimit)) refuseBody(reply)
-    if (!match.route.allowMethodParam) {
-      const url = request.raw.url ?? ''
-      const queryAt = url.indexOf('?')
-      if (queryAt !== -1 && hasMethodParam(url.slice(queryAt + 1))) throw new InvalidRequest(METHOD_PARAM_REFUSED)
-    }
-    return { path, match, kind }
-  }
-
-  /** A signed-in user with fresh tokens: may their roles use the rule? Then set the request up to go. */
-  function admit (request: FastifyRequest, { path, match, kind }: RouteCheck, session: ActiveSession): void {
-    if (match.kind === 'no_rule' || !isAllowedForRoles(match.rule, session.secrets.roles)) throw new Forbidden()
-    request.bffForward = {
-      path: match.upstreamPath,
-      accessToken: session.secrets.accessToken,
-      upstream: match.route.prefix,
-      admittedWithSession: true,
-      upstreamSeconds: -1,
-    }
-    if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
-    if (kind === 'websocket') {
-      // @fastify/http-proxy derives a handshake's upstream path from the request URL: make it the canonical one.
-      const raw = request.raw.url ?? ''
-      const queryAt = raw.indexOf('?')
-      const remainder = path.path.slice(match.route.prefix.length) || '/'
-      request.raw.url = match.route.prefix + remainder + (queryAt === -1 ? '' : raw.slice(queryAt))
-    }
-  }
-
-  async function authoriseLoading (request: FastifyRequest, route: RouteCheck): Promise<void> {
-    let session = await request.loadSession()
-    if (!session) throw new Unauthenticated()
-    if (route.match.kind === 'no_rule') throw new Forbidden()
-    // Refresh before the role check: roles come from the newest tokens.
-    session = await refresher.ensureFresh(session)
-    request.useSession(session)
-    admit(request, route, session)
-  }
-
-  // Callback-style: most API calls have a cached session with a fresh token and are decided
-  // without a single promise; anything else (a store read, a refresh) takes the async path.
-  function authorise (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
-    let route: RouteCheck
-    try {
-      route = checkRoute(request, reply)
-      const session = request.cachedSession()
-      if (session && !refresher.needsRefresh(session)) {
-        admit(request, route, session)
-        done()
-        return
-      }
-    } catch (error) {
-      done(error as Error)
-      return
-    }
-    authoriseLoading(request, route).then(() => done(), done)
-  }
+  const gate = createGate({ policy, tokens: app.tokens, checkCsrf: app.checkCsrf, bodyLimit: options.bodyLimit })
 
   function onUpstreamError (reply: FastifyReply, error: Error & { code?: string }) {
     if (isBodyTooLarge(error)) {
@@ -325,8 +222,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
         prefix: route.prefix,
         upstream: route.upstream,
         internalRewriteLocationHeader: false,
-        config: { csrf: true },
-        preHandler: authorise,
+        preHandler: gate,
         handler: forward,
         websocket: true,
         wsServerOptions: { maxPayload: options.bodyLimit },
@@ -342,8 +238,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
         routes.route({
           url,
           method: PROXIED_METHODS,
-          config: { csrf: true },
-          preHandler: authorise,
+          preHandler: gate,
           handler: forward,
         })
       }

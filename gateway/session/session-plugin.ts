@@ -11,18 +11,20 @@ import { bindingMismatch, type BindingMismatch, type BindingRules } from './sess
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The request's session, or undefined; throws SessionStoreUnavailable when the store is down. */
-    loadSession (): Promise<ActiveSession | undefined>
     /**
-     * The request's session when it is at hand without any I/O (a trusted cached session, nothing
-     * to record), else undefined: then `loadSession()` decides. Lets the hot path skip the promises.
+     * The request's session (cookie → cache or store, bound to its client, its activity recorded),
+     * or undefined; read once per request and remembered. Answers without a promise when no I/O is
+     * needed (a trusted cached session, nothing to record), which is most API calls.
+     * Rejects (or throws) SessionStoreUnavailable when the store is down.
      */
-    cachedSession (): ActiveSession | undefined
-    /** Replaces the memoised session (after a refresh, or with undefined once destroyed). */
+    loadSession (): ActiveSession | undefined | Promise<ActiveSession | undefined>
+    /** Replaces the remembered session (after a refresh, or with undefined once ended). */
     useSession (session: ActiveSession | undefined): void
-    bffSession: Promise<ActiveSession | undefined> | null
-    /** What `bffSession` resolved to, once it has. */
+    /** Whether `bffSessionValue` holds this request's answer yet. */
+    bffSessionKnown: boolean
     bffSessionValue: ActiveSession | null
+    /** The read in progress, shared by whoever asks while it runs. */
+    bffSessionPending: Promise<ActiveSession | undefined> | null
     bffCookieMaxAge: number | null
   }
   interface FastifyReply {
@@ -51,52 +53,54 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     path: '/',
   }
 
-  app.decorateRequest('bffSession', null)
+  app.decorateRequest('bffSessionKnown', false)
   app.decorateRequest('bffSessionValue', null)
+  app.decorateRequest('bffSessionPending', null)
   app.decorateRequest('bffCookieMaxAge', null)
 
   const { binding } = options
   const boundElsewhere = (session: ActiveSession, request: FastifyRequest) =>
     bindingMismatch(session.meta, { ip: request.ip, userAgent: request.headers['user-agent'] ?? '' }, binding.rules)
 
-  app.decorateRequest('cachedSession', function () {
-    if (this.bffSessionValue !== null) return this.bffSessionValue
-    if (this.bffSession !== null) return undefined
-    const session = sessions.peek(this.cookies[cookieName])
-    // A binding mismatch is for loadSession to log or act on.
-    if (!session || (binding.mode !== 'off' && boundElsewhere(session, this))) return undefined
-    // No promise here: making one on this path made V8 keep every request's objects into the old
-    // generation, as @fastify/helmet's per-reply closure did (bench/README.md). loadSession makes one
-    // if anybody asks.
-    this.bffSessionValue = session
+  function remember (request: FastifyRequest, session: ActiveSession | undefined): ActiveSession | undefined {
+    request.bffSessionKnown = true
+    request.bffSessionPending = null
+    request.bffSessionValue = session ?? null
     return session
-  })
+  }
 
-  app.decorateRequest('loadSession', function () {
-    if (this.bffSession === null && this.bffSessionValue !== null) this.bffSession = Promise.resolve(this.bffSessionValue)
-    this.bffSession ??= (async () => {
-      const session = await sessions.load(this.cookies[cookieName])
-      if (!session) return undefined
-      if (binding.mode !== 'off') {
-        const mismatch = boundElsewhere(session, this)
-        if (mismatch) {
-          reportMismatch(session, mismatch, binding.mode === 'revoke')
-          if (binding.mode === 'revoke') {
-            await app.revocation.revoke({ session, reason: 'binding' })
-            return undefined
-          }
-        }
+  /** The loaded session, checked against its client and with its activity recorded. */
+  function settle (request: FastifyRequest, session: ActiveSession | undefined): ActiveSession | undefined | Promise<ActiveSession | undefined> {
+    if (!session) return remember(request, undefined)
+    const mismatch = binding.mode === 'off' ? undefined : boundElsewhere(session, request)
+    if (mismatch) {
+      reportMismatch(session, mismatch, binding.mode === 'revoke')
+      if (binding.mode === 'revoke') {
+        return app.revocation.revoke({ session, reason: 'binding' }).then(() => remember(request, undefined))
       }
-      this.bffCookieMaxAge = (await sessions.touch(session)) ?? null
-      this.bffSessionValue = session
-      return session
-    })()
-    return this.bffSession
+    }
+    if (!sessions.touchDue(session)) return remember(request, session)
+    return sessions.touch(session).then((maxAge) => {
+      request.bffCookieMaxAge = maxAge ?? null
+      return remember(request, session)
+    })
+  }
+
+  app.decorateRequest('loadSession', function (this: FastifyRequest) {
+    if (this.bffSessionKnown) return this.bffSessionValue ?? undefined
+    if (this.bffSessionPending) return this.bffSessionPending
+    const loaded = sessions.load(this.cookies[cookieName])
+    const settled = loaded instanceof Promise ? loaded.then((session) => settle(this, session)) : settle(this, loaded)
+    if (settled instanceof Promise) {
+      this.bffSessionPending = settled
+      // A failed read is not remembered: the request fails with it, and nothing else asks.
+      settled.catch(() => { this.bffSessionPending = null })
+    }
+    return settled
   })
 
-  app.decorateRequest('useSession', function (session: ActiveSession | undefined) {
-    this.bffSession = Promise.resolve(session)
-    this.bffSessionValue = session ?? null
+  app.decorateRequest('useSession', function (this: FastifyRequest, session: ActiveSession | undefined) {
+    remember(this, session)
     if (!session) this.bffCookieMaxAge = null
   })
 

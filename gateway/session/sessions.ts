@@ -40,19 +40,20 @@ export interface SessionManagerOptions {
 
 export interface SessionManager {
   create (identity: Omit<SessionMeta, 'createdAt' | 'absoluteExpiresAt' | 'epoch'>, secrets: Omit<SessionSecrets, 'csrfToken'>): Promise<NewSession>
-  /** The live session named by a raw cookie value, or undefined (forged, expired, ended). */
-  load (rawCookie: string | undefined): Promise<ActiveSession | undefined>
   /**
-   * The answer `load` would give, when it needs no I/O at all: a cookie verified before, a
-   * trusted cached session, no activity to record yet. Undefined means "ask `load`".
+   * The live session named by a raw cookie value, or undefined (forged, expired, ended). Answers
+   * at once, without a promise, when it needs no I/O (a cookie verified before, a trusted cached
+   * session); otherwise reads the store.
    */
-  peek (rawCookie: string | undefined): ActiveSession | undefined
+  load (rawCookie: string | undefined): ActiveSession | undefined | Promise<ActiveSession | undefined>
   /** The current stored state of a session already loaded in this request. */
   reload (session: ActiveSession): Promise<ActiveSession | undefined>
   /** Compare-and-set; undefined when another writer got there first (re-read and retry). */
   saveSecrets (session: ActiveSession, secrets: SessionSecrets): Promise<ActiveSession | undefined>
+  /** Whether activity is due to be recorded (at most every tenth of the idle window). */
+  touchDue (session: ActiveSession): boolean
   /**
-   * Records activity at most every `touchIntervalMs`, extending the idle expiry.
+   * Records activity when it is due, extending the idle expiry.
    * Returns the cookie Max-Age to re-send when it did, so the cookie never outlives the session.
    */
   touch (session: ActiveSession): Promise<number | undefined>
@@ -170,7 +171,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       }
       return { session, cookieValue: encodeSessionCookie(cookie, crypto), maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
     },
-    async load (rawCookie) {
+    load (rawCookie) {
       const cookie = decodeVerified(rawCookie)
       if (!cookie) return undefined
       const { cache } = options
@@ -179,16 +180,10 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       // A cached copy that looks expired may only be stale (another instance saw activity): ask the store.
       if (cached && looksLive(cached, at)) return cached
       const generation = cache?.generation ?? 0
-      const session = await read(cookie)
-      if (session && cache) cache.set(session, generation)
-      return session
-    },
-    peek (rawCookie) {
-      const cookie = rawCookie === undefined ? undefined : verifiedCookies.get(rawCookie)
-      if (!cookie || !options.cache) return undefined
-      const at = now()
-      const cached = options.cache.get(cookie.handle, cookie.key, at)
-      return cached && looksLive(cached, at) && at - cached.lastSeenAt < touchIntervalMs ? cached : undefined
+      return read(cookie).then((session) => {
+        if (session && cache) cache.set(session, generation)
+        return session
+      })
     },
     async reload (session) {
       return read(session.cookie)
@@ -197,6 +192,9 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       const sealed = crypto.seal(JSON.stringify(secrets), session.cookie.key, session.handle)
       const written = await store.replace(session.handle, session.version, { meta: session.meta, sealed }, ttlMs(session.meta, now()))
       return written ? { ...session, version: session.version + 1, secrets } : undefined
+    },
+    touchDue (session) {
+      return now() - session.lastSeenAt >= touchIntervalMs
     },
     async touch (session) {
       const at = now()
