@@ -79,7 +79,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     if (!sub) throw new LoginFailed()
 
     // A new id at every login (fixation): whatever session this browser had ends here.
-    await app.sessions.forget(request.cookies[options.sessionCookieName])
+    await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], reason: 'user' })
 
     const { session, cookieValue, maxAgeSeconds } = await app.sessions.create({
       sub,

@@ -23,7 +23,7 @@ import { IdpUnavailable, SessionExpired } from '../errors.js'
 import { keyFor } from '../session/keys.js'
 import type { Leases } from '../session/store.js'
 import type { Revocation } from '../session/revocation.js'
-import type { ActiveSession, SessionManager, SessionSecrets } from '../session/sessions.js'
+import type { ActiveSession, SessionAccess, SessionSecrets } from '../session/sessions.js'
 import { OidcRejectedError, type OidcClient, type TokenResult } from './oidc-client.js'
 import { profileClaims, rolesFrom } from './claims.js'
 
@@ -45,7 +45,7 @@ export interface RefreshObserver {
 }
 
 export interface TokenRefresherOptions {
-  sessions: SessionManager
+  sessions: SessionAccess
   /** How sessions end: a refused grant ends its session, and suspected theft all of the user's. */
   revocation: Revocation
   /** The cross-instance refresh lock. */

@@ -22,6 +22,8 @@ import type { RevocationReason, SessionRecords, UserSessionIndex } from './store
 export type RevocationTarget =
   /** The session of the current request. */
   | { session: ActiveSession }
+  /** Whatever record a browser's cookie names, live or tombstone: a new login is replacing it. */
+  | { cookie: string | undefined }
   /** One session by its public handle; with `sub`, only if it is that user's (else nothing happens). */
   | { handle: string, sub?: string }
   /** Every session of a user; with `except`, all but that one (and no epoch bump). */
@@ -47,6 +49,8 @@ export interface RevocationOptions {
   index: Pick<UserSessionIndex, 'listByUser' | 'listBySid' | 'revokeByUser' | 'revokeAll' | 'bumpUserEpoch'>
   /** Tombstones a session from its own request and revokes its tokens now (the session manager's). */
   revokeOwn: (session: ActiveSession, reason: RevocationReason) => Promise<void>
+  /** Ends the record a cookie names, revoking its tokens (the session manager's). */
+  forgetCookie: (rawCookie: string | undefined) => Promise<void>
   /** Revokes a refresh token at the IdP, bounded in time; never throws. */
   revokeRefreshToken: (token: string | undefined) => Promise<void>
   audit: Audit
@@ -112,6 +116,10 @@ export function createRevocation (options: RevocationOptions): Revocation {
     async revoke (request) {
       const { reason } = request
       if ('session' in request) return revokeOwn(request.session, reason)
+      if ('cookie' in request) {
+        await options.forgetCookie(request.cookie)
+        return 1
+      }
       // Only the session's own request can end it without a tombstone.
       const stored: RevocationReason = reason === 'logout' || reason === 'refresh_rejected' ? 'user' : reason
       if ('handle' in request) return revokeOne(request.handle, request.sub, stored)

@@ -19,7 +19,7 @@ import { applyInvalidation, parseInvalidation, subscribeInvalidations, type Inva
 import type { Leases, LoginStates, ReplayClaims, SessionStore } from './store.js'
 import { createRevocation, type Revocation } from './revocation.js'
 import { createSessionCrypto } from './session-crypto.js'
-import { createSessionManager, type SessionManager } from './sessions.js'
+import { createSessionManager, type SessionAccess } from './sessions.js'
 
 /** News of sessions changed or ended anywhere (the invalidation channel), for whoever holds on to one. */
 export interface SessionChanges {
@@ -31,7 +31,7 @@ export interface SessionChanges {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    sessions: SessionManager
+    sessions: SessionAccess
     /** The one way sessions end. */
     revocation: Revocation
     sessionChanges: SessionChanges
@@ -118,6 +118,7 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
     records: store,
     index: store,
     revokeOwn: (session, reason) => sessions.revoke(session, reason),
+    forgetCookie: (rawCookie) => sessions.forget(rawCookie),
     revokeRefreshToken: (token) => revokeRefreshToken(oidc, token, app.log),
     audit,
     epochTtlMs: config.absoluteTimeoutSeconds * 1000,

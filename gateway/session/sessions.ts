@@ -70,6 +70,9 @@ export interface SessionManager {
   ping (): Promise<void>
 }
 
+/** What the rest of the gateway may do with sessions: every way one ends goes through `revocation.ts`. */
+export type SessionAccess = Omit<SessionManager, 'revoke' | 'forget'>
+
 export function createSessionManager (options: SessionManagerOptions): SessionManager {
   const { store, crypto } = options
   const now = options.now ?? Date.now
