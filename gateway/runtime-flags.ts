@@ -9,12 +9,10 @@
  * starvation (a busy host, a rolling restart onto a loaded node), requests
  * last long enough for their objects to survive, V8 pretenures those sites,
  * and does not take it back: every later request fills the old generation,
- * and garbage collection takes ten times its normal share (40 ms per 1 000
- * requests instead of 4), about a third of the throughput, for the life of the
- * process. Two of thirteen full benchmark runs started in that state. Gateways
- * started beside CPU hogs stayed in it in 3 of 15 starts with pretenuring on,
- * in none of 11 with it off; in steady state the setting made no difference
- * measurable here (bench/README.md).
+ * and garbage collection takes many times its normal share of the CPU, for
+ * the life of the process. Gateways started beside CPU hogs got stuck in that
+ * state with pretenuring on and never with it off, and in steady state the
+ * setting made no measurable difference (the runs are in bench/HISTORY.md).
  *
  * Node takes this flag on its command line, not in NODE_OPTIONS, hence this
  * call. An explicit choice on the command line wins:

@@ -12,8 +12,8 @@
  * helmet works out the header values once, at startup: ours never vary per
  * request (no nonces). @fastify/helmet would rebuild helmet's middleware and hang
  * a closure on the reply for every request; under load that kept every request's
- * objects alive into the old generation and cost a third of the gateway's
- * throughput in garbage collection (bench/README.md).
+ * objects alive into the old generation, and garbage collection took much of the
+ * gateway's throughput (bench/HISTORY.md).
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'

@@ -1,9 +1,10 @@
 /**
- * The body size limit of proxied requests. @fastify/http-proxy hands the raw
- * request stream to the upstream untouched, so Fastify's own `bodyLimit` never
- * sees it: a declared `Content-Length` over the limit is refused before
- * anything is forwarded, and a body of unknown length (chunked) is counted
- * while it streams and cut off, upstream request included, past the limit.
+ * The body size limit of proxied requests. A proxied body streams from the
+ * browser to the upstream (upstream-exchange.ts) without being parsed, so
+ * Fastify's own `bodyLimit` never sees it: a declared `Content-Length` over the
+ * limit is refused by the gate before anything is forwarded, and a body of
+ * unknown length (chunked) is counted while it streams and cut off, upstream
+ * request included, past the limit.
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { causeOfType } from '../errors.js'

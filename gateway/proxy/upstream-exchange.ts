@@ -10,9 +10,9 @@
  *
  * Why not @fastify/reply-from, which @fastify/http-proxy is built on: per
  * request it parses and caches a URL, copies the headers three times and wraps
- * the answer in a Readable that is then piped again. Measured on the bench
- * machine, a Fastify proxy on `dispatch` used about 67 µs of CPU per small
- * answer where the same proxy on reply-from used about 93 µs (bench/README.md).
+ * the answer in a Readable that is then piped again, which costs markedly more
+ * CPU per small answer than one dispatch (the measurement is in
+ * bench/HISTORY.md).
  * nginx buffers small upstream answers by default for the same reason
  * (`proxy_buffering`). WebSocket handshakes still go through
  * @fastify/http-proxy.
