@@ -13,13 +13,7 @@ import { toQuery } from './query.js'
 import { markReturnTo, silentLoginAnswer, type SilentLoginResult } from './silent-login.js'
 import { shareAcrossTabs } from './tab-sync.js'
 
-export type { AuthState, BffEvents, SignedInEvent, SignedOutEvent, StepUpEvent } from './auth-state.js'
-export { BffError } from './bff-error.js'
-export type { BffClientCore } from './client-core.js'
-export type { JsonCalls, JsonInit } from './json-calls.js'
-export type { LoginOptions, Prompt } from './login-options.js'
-export type { SilentLoginError, SilentLoginResult } from './silent-login.js'
-export type { BffUser } from './user.js'
+export * from './shared-api.js'
 
 /** The parts of `window` the client navigates with (a fake one in tests). */
 export interface PageWindow {
@@ -54,11 +48,11 @@ export interface BffClient extends BffClientCore {
    */
   logout (): Promise<{ logoutUrl: string | null }>
   /**
-   * Signs in without showing anything, if the IdP still has a session. On an
-   * ordinary page load it leaves the page (`prompt=none` by redirects, back to
-   * `returnTo`) and never settles; on the load that comes back it resolves
-   * with the user or with the IdP's reason (`login_required`, …). Call it once
-   * per page load, when `user()` found nobody.
+   * Signs in without showing anything, if the IdP still has a session.
+   * Resolves at once when the gateway already has one. Otherwise it leaves
+   * the page (`prompt=none`, redirects only, back to `returnTo`) and never
+   * settles; on the load that comes back it resolves with the user or with
+   * the IdP's reason (`login_required`, …). Call it once per page load.
    */
   silentLogin (options?: Omit<BrowserLoginOptions, 'prompt'>): Promise<SilentLoginResult>
   /** Stops listening to the other tabs. */
@@ -114,15 +108,14 @@ export function createBffClient (options: BffClientOptions = {}): BffClient {
     },
     async silentLogin (loginOptions: Omit<BrowserLoginOptions, 'prompt'> = {}): Promise<SilentLoginResult> {
       const answer = silentLoginAnswer(page.location.href)
-      if (!answer) {
-        const returnTo = markReturnTo(loginOptions.returnTo ?? currentPage())
-        page.location.assign(loginUrl({ ...loginOptions, returnTo, prompt: 'none' }))
-        return new Promise(() => {})
-      }
-      page.history.replaceState(page.history.state, '', answer.cleanUrl)
+      if (answer) page.history.replaceState(page.history.state, '', answer.cleanUrl)
       // The session decides, not the query: a crafted link cannot fake either outcome.
       const user = await core.user()
-      return user ? { signedIn: true, user } : { signedIn: false, error: answer.error ?? 'login_required' }
+      if (user) return { signedIn: true, user }
+      if (answer) return { signedIn: false, error: answer.error ?? 'login_required' }
+      const returnTo = markReturnTo(loginOptions.returnTo ?? currentPage())
+      page.location.assign(loginUrl({ ...loginOptions, returnTo, prompt: 'none' }))
+      return new Promise(() => {})
     },
     close: stopSharing,
   })

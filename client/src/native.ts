@@ -19,19 +19,16 @@ import { createSessionCredential, isNativeSession } from './session-credential.j
 import type { SilentLoginResult } from './silent-login.js'
 import type { BffUser } from './user.js'
 
-export type { AuthState, BffEvents, SignedInEvent, SignedOutEvent, StepUpEvent } from './auth-state.js'
-export { BffError } from './bff-error.js'
-export type { BffClientCore } from './client-core.js'
+export * from './shared-api.js'
 export { derToJoseSignature } from './der-signature.js'
 export type { DpopKeyStore, PublicJwk } from './dpop.js'
-export type { JsonCalls, JsonInit } from './json-calls.js'
-export type { LoginOptions, Prompt } from './login-options.js'
 export type { PlatformCrypto } from './platform-crypto.js'
 export { createMemorySecureStore, type SecureStore } from './secure-store.js'
 export type { NativeSession } from './session-credential.js'
-export type { SilentLoginError, SilentLoginResult } from './silent-login.js'
-export type { BffUser } from './user.js'
 export { createWebCryptoKeyStore, type WebCryptoKeyStore, type WebCryptoKeyStoreOptions } from './webcrypto-key-store.js'
+
+/** The redirect URL; nothing when the user closed the browser; or expo-web-browser's `{ type, url }`. */
+export type AuthSessionResult = string | null | undefined | { type: string, url?: string }
 
 /**
  * Opens `url` in the system browser (ASWebAuthenticationSession, Custom Tabs)
@@ -39,8 +36,6 @@ export { createWebCryptoKeyStore, type WebCryptoKeyStore, type WebCryptoKeyStore
  * nothing when the user closed it. expo-web-browser's `openAuthSessionAsync`
  * fits as it is (its `{ type, url }` result is understood).
  */
-/** The redirect URL; nothing when the user closed the browser; or expo-web-browser's `{ type, url }`. */
-export type AuthSessionResult = string | null | undefined | { type: string, url?: string }
 export type OpenAuthSession = (url: string, redirectUri: string) => Promise<AuthSessionResult>
 
 export interface NativeBffClientOptions {
@@ -66,7 +61,7 @@ export interface NativeBffClient extends BffClientCore {
   login (options?: LoginOptions): Promise<BffUser>
   /** Ends the session (`POST /bff/logout`) and forgets the credential. `logoutUrl`: open it to end the IdP's session too. */
   logout (): Promise<{ logoutUrl: string | null }>
-  /** `login({ prompt: 'none' })`, reporting `login_required` & co. instead of throwing them. */
+  /** The user when signed in already; else `login({ prompt: 'none' })`, reporting `login_required` & co. instead of throwing them. */
   silentLogin (options?: Omit<LoginOptions, 'prompt'>): Promise<SilentLoginResult>
 }
 
@@ -162,6 +157,8 @@ export function createNativeBffClient (options: NativeBffClientOptions): NativeB
       return { logoutUrl }
     },
     async silentLogin (loginOptions: Omit<LoginOptions, 'prompt'> = {}): Promise<SilentLoginResult> {
+      const current = await credential.get() ? await gatewayUser() : null
+      if (current) return { signedIn: true, user: current }
       const outcome = await authorize({ ...loginOptions, prompt: 'none' })
       if ('error' in outcome) return { signedIn: false, error: outcome.error }
       return { signedIn: true, user: await redeem(outcome.code, outcome.verifier) }

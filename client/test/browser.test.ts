@@ -292,7 +292,8 @@ describe('logout()', () => {
 
 describe('silentLogin()', () => {
   it('leaves for /bff/login with prompt=none, marking returnTo, and never settles on that page', async () => {
-    const { page, client } = setup()
+    const { gateway, page, client } = setup()
+    gateway.state.sub = undefined
     let settled = false
     client.silentLogin().finally(() => { settled = true }).catch(() => {})
     await new Promise(resolve => setImmediate(resolve))
@@ -319,6 +320,12 @@ describe('silentLogin()', () => {
     const result = await client.silentLogin()
     expect(result).toEqual({ signedIn: true, user: userNamed('alice', 'csrf-1') })
     expect(page.href).toBe(`${ORIGIN}/`)
+  })
+
+  it('resolves at once, staying on the page, when the gateway already has a session', async () => {
+    const { page, client } = setup()
+    expect(await client.silentLogin()).toMatchObject({ signedIn: true, user: { sub: 'alice' } })
+    expect(page.navigations).toEqual([])
   })
 
   it('trusts the session, not the query: a crafted error does not sign out a signed-in user', async () => {

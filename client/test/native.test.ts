@@ -275,6 +275,13 @@ describe('silentLogin()', () => {
     expect(result).toMatchObject({ signedIn: true, user: { sub: 'alice' } })
   })
 
+  it('resolves at once, opening nothing, when already signed in', async () => {
+    const { gateway, client } = setup()
+    await client.login()
+    expect(await client.silentLogin()).toMatchObject({ signedIn: true, user: { sub: 'alice' } })
+    expect(gateway.state.logins).toHaveLength(1)
+  })
+
   for (const error of ['login_required', 'consent_required', 'interaction_required']) {
     it(`reports ${error} instead of throwing it`, async () => {
       const { gateway, client } = setup()
