@@ -8,13 +8,21 @@ export default defineConfig({
   test: {
     maxWorkers: 2,
     reporters: process.env.CI ? ['default'] : ['default'],
-    // Both run by default (`npm test`); `--project node` or `--project e2e` picks one.
+    // All run by default (`npm test`); `--project node`, `--project e2e` or `--project client` picks one.
     projects: [
       {
         test: {
           name: 'node',
           include: ['test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, 'test/e2e/**'],
+          ...timeouts,
+        },
+      },
+      {
+        // The client library (client/): unit tests on fakes of fetch and the page, one file on the real stack.
+        test: {
+          name: 'client',
+          include: ['client/test/**/*.test.ts'],
           ...timeouts,
         },
       },
