@@ -1,29 +1,48 @@
 /**
  * A real OpenID Connect identity provider (oidc-provider) for tests and the
- * demo, with an in-process control API: counters, role changes, a slow token
- * endpoint, grant revocation, IdP-initiated back-channel logout, outages.
+ * demo, with an in-process control API: counters, role changes, disabled
+ * users, a slow token endpoint, grant revocation, IdP-initiated back-channel
+ * logout, Shared Signals security events, outages.
  */
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { decodeJwt, exportJWK, generateKeyPair } from 'jose'
+import { decodeJwt } from 'jose'
 import type { Provider as ProviderType } from 'oidc-provider'
+import { DEFAULT_MFA_CODE, stepUpPolicy } from './authentication-context.js'
+import type { AuthenticationContextOptions } from './authentication-context.js'
 import { createInteractionHandler, matchInteractionPath } from './interactions.js'
 import { RestartableListener } from './listener.js'
 import { urlHost } from './url-host.js'
 import { MemoryAdapterStore } from './memory-adapter.js'
-import { loadOidcProvider } from './load-oidc-provider.js'
+import { loadGrantHelpers, loadOidcProvider } from './load-oidc-provider.js'
 import { errorPage } from './pages.js'
 import { providerConfiguration } from './provider-configuration.js'
 import type { IdpClient } from './provider-configuration.js'
-import { createTokenCalls, holdRefreshes, tapTokenEndpoint } from './token-endpoint.js'
+import { DEFAULT_API_SCOPES, ResourceServerTable } from './resource-servers.js'
+import type { ApiResource } from './resource-servers.js'
+import { pushSecurityEvent, signSecurityEvent, subjectIdentifier } from './security-events.js'
+import type {
+  ComplexSubject, IssSubSubject, PushSecurityEventOptions, SecurityEventDelivery, SecurityEventOptions, SignedSecurityEvent,
+} from './security-events.js'
+import { SIGNING_ALG, createSigningKey } from './signing-key.js'
+import { createTokenCalls, holdRefreshes, resetTokenCalls, tapTokenEndpoint } from './token-endpoint.js'
 import type { RefreshHold, RefreshHoldStage, TokenCalls, TokenEndpointTap } from './token-endpoint.js'
+import { registerTokenExchange } from './token-exchange.js'
 import { UserDirectory } from './users.js'
 import type { MockUser } from './users.js'
 
 export type { MockUser } from './users.js'
-export type { IdpClient } from './provider-configuration.js'
+export type { ClientAuthMethod, IdpClient } from './provider-configuration.js'
+export type { ApiResource } from './resource-servers.js'
+export type { AuthenticationContextOptions } from './authentication-context.js'
 export type { RefreshAnswer, RefreshHold, RefreshHoldStage, TokenCalls } from './token-endpoint.js'
+export type {
+  ComplexSubject, IssSubSubject, PushSecurityEventOptions, SecurityEventDelivery, SecurityEventOptions, SignedSecurityEvent, SubjectIdentifier,
+} from './security-events.js'
+export { ACR_MFA, ACR_PASSWORD, DEFAULT_MFA_CODE } from './authentication-context.js'
+export { CAEP_EVENTS, RISC_EVENTS } from './security-events.js'
+export { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './token-exchange.js'
 
 export interface IdentityProviderOptions {
   /** Interface to bind; default 127.0.0.1. */
@@ -44,6 +63,21 @@ export interface IdentityProviderOptions {
   users?: MockUser[]
   /** Shifts iat/exp of issued ID tokens and JWT access tokens; default 0. */
   clockSkewSeconds?: number
+  /** Scopes of the default API (`apiAudience`); default `['api']`. */
+  apiScopes?: string[]
+  /**
+   * More APIs (RFC 8707 resource servers), each its own audience and scopes; the default API
+   * is always one (listed here too, its entry wins).
+   */
+  resourceServers?: ApiResource[]
+  /**
+   * Logins carry an acr: `urn:mock:pwd` for the password form, `urn:mock:mfa` when `acr_values`
+   * asks for it and the form also took the one-time code; a session without one of the
+   * requested `acr_values` must log in again. Off by default (no acr, as before).
+   */
+  acr?: boolean | AuthenticationContextOptions
+  /** Every DPoP proof at the IdP must carry a nonce it issued (it answers `use_dpop_nonce` first). Off by default. */
+  dpopNonce?: boolean
 }
 
 export interface BackchannelLogoutDelivery {
@@ -62,12 +96,31 @@ export interface IdentityProvider {
   readonly issuer: string
   readonly port: number
   readonly apiAudience: string
+  /** Every API the IdP issues tokens for, the default one first. */
+  readonly resourceServers: Array<Required<ApiResource>>
+  /** The one-time code of the MFA login; undefined when acr is off. */
+  readonly mfaCode: string | undefined
   readonly jwksUri: string
   /** Token endpoint requests by grant_type, counted on arrival, successful or not. */
   readonly tokenCalls: TokenCalls
   resetCounters (): void
   /** Changes a user's roles; the next issued tokens carry them. */
   setRoles (sub: string, roles: string[]): void
+  /**
+   * Disables a user: they cannot log in (the form answers 403), their IdP sessions end at once
+   * (without back-channel logout) and every token request for them (refresh, token exchange)
+   * fails with invalid_grant, before any refresh token rotates. Returns how many IdP sessions ended.
+   */
+  disableUser (sub: string): number
+  /** Lets a disabled user log in again; their grants (refresh tokens) work again. */
+  enableUser (sub: string): void
+  isUserDisabled (sub: string): boolean
+  /** The user as a Shared Signals subject: `iss_sub`; with `sid` (the ID token's), `complex` for that IdP session. */
+  subjectFor (sub: string, sid?: string): IssSubSubject | ComplexSubject
+  /** A Security Event Token signed with the IdP's key (same JWKS as ID tokens), not sent. */
+  signSecurityEvent (options: SecurityEventOptions): Promise<SignedSecurityEvent>
+  /** Signs a Security Event Token and POSTs it to `receiverUrl` (RFC 8935); resolves with the receiver's answer, rejects if unreachable. */
+  pushSecurityEvent (options: PushSecurityEventOptions): Promise<SecurityEventDelivery>
   /** Holds every token endpoint request this long before processing it (0 = off). */
   setTokenEndpointDelay (ms: number): void
   /** Holds refresh_token grants from now on, before or after the IdP decides on them, until released. */
@@ -102,17 +155,20 @@ function assertIssuer (issuer: string): void {
   }
 }
 
-async function signingKeys (): Promise<{ keys: Array<Record<string, unknown>> }> {
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true })
-  const jwk = await exportJWK(privateKey)
-  return { keys: [{ ...jwk, kid: `mock-${randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' }] }
+function authenticationContext (option: IdentityProviderOptions['acr']): Required<AuthenticationContextOptions> | undefined {
+  if (!option) return undefined
+  return { mfaCode: (option === true ? undefined : option.mfaCode) ?? DEFAULT_MFA_CODE }
 }
 
 export async function startIdentityProvider (options: IdentityProviderOptions = {}): Promise<IdentityProvider> {
-  const { Provider, errors } = await loadOidcProvider()
+  const { Provider, errors, interactionPolicy } = await loadOidcProvider()
+  const grantHelpers = await loadGrantHelpers()
   const host = options.host ?? '127.0.0.1'
   const apiAudience = options.apiAudience ?? 'http://127.0.0.1:4001'
   const accessTokenTtl = options.accessTokenTtl ?? 300
+  const defaultApi = { audience: apiAudience, scopes: options.apiScopes ?? [...DEFAULT_API_SCOPES] }
+  const resources = new ResourceServerTable(defaultApi, options.resourceServers ?? [], accessTokenTtl)
+  const acr = authenticationContext(options.acr)
   const refreshTokenTtl = options.refreshTokenTtl ?? 86_400
   const idTokenTtl = options.idTokenTtl ?? 600
   let clockSkewSeconds = options.clockSkewSeconds ?? 0
@@ -139,7 +195,7 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
       }
     })
   })
-  const jwks = await signingKeys()
+  const signingKey = await createSigningKey()
   const listener = new RestartableListener(server, host, options.port ?? 0)
   await listener.start()
   try {
@@ -172,18 +228,22 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
   async function buildProvider (issuer: string): Promise<IdentityProvider> {
     const configuration = providerConfiguration({
       clients: options.clients ?? [],
-      apiAudience,
+      resources,
       accessTokenTtl,
       refreshTokenTtl,
       idTokenTtl,
       clockSkewSeconds: () => clockSkewSeconds,
       users,
       store,
-      jwks,
+      jwks: signingKey.privateJwks,
       fetch: outgoingFetch,
       invalidTarget: description => new errors.InvalidTarget(description),
+      ...(acr ? { acrPolicy: stepUpPolicy(interactionPolicy) } : {}),
+      ...(options.dpopNonce ? { dpopNonceSecret: randomBytes(32) } : {}),
     })
     const provider = new Provider(issuer, configuration)
+    // Before the clients are validated: a client may list the grant type.
+    registerTokenExchange({ provider, errors, helpers: grantHelpers, resources, users, verificationKeys: signingKey.verificationKeys })
     // oidc-provider validates static clients on first use; fail at start instead.
     for (const { clientId } of options.clients ?? []) {
       await provider.Client.find(clientId).catch((error: Error & { error_description?: string }) => {
@@ -195,7 +255,7 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
     provider.on('error', error => { serverErrors.push(error) })
 
     const providerCallback = provider.callback()
-    const handleInteraction = createInteractionHandler(provider, users)
+    const handleInteraction = createInteractionHandler(provider, users, acr ?? {})
     const tokenPath = new URL(provider.urlFor('token')).pathname
     const handleToken = tapTokenEndpoint(tap, providerCallback)
 
@@ -207,18 +267,30 @@ export async function startIdentityProvider (options: IdentityProviderOptions = 
       return providerCallback(req, res)
     }
 
+    const signer = { issuer, kid: signingKey.kid, alg: SIGNING_ALG, privateKey: signingKey.privateKey, foreignKey: signingKey.foreignKey }
+
     return {
       issuer,
       get port () { return listener.port },
       apiAudience,
+      resourceServers: resources.list(),
+      mfaCode: acr?.mfaCode,
       jwksUri: provider.urlFor('jwks'),
       tokenCalls: tap.calls,
-      resetCounters () {
-        tap.calls.authorizationCode = 0
-        tap.calls.refreshToken = 0
-        tap.calls.other = 0
-      },
+      resetCounters () { resetTokenCalls(tap.calls) },
       setRoles (sub, roles) { users.setRoles(sub, roles) },
+      disableUser (sub) {
+        users.setDisabled(sub, true)
+        // oidc-provider would otherwise resume a session whose account it can no longer find.
+        const sessions = store.list('Session').filter(({ payload }) => payload.accountId === sub)
+        for (const { id } of sessions) store.delete('Session', id)
+        return sessions.length
+      },
+      enableUser (sub) { users.setDisabled(sub, false) },
+      isUserDisabled: sub => users.isDisabled(sub),
+      subjectFor: (sub, sid) => subjectIdentifier(issuer, sub, sid),
+      signSecurityEvent: eventOptions => signSecurityEvent(signer, eventOptions),
+      pushSecurityEvent: eventOptions => pushSecurityEvent(signer, eventOptions),
       setTokenEndpointDelay (ms) { tap.delayMs = ms },
       holdRefreshes: (stage) => holdRefreshes(tap, stage),
       setClockSkew (seconds) { clockSkewSeconds = seconds },

@@ -1,10 +1,13 @@
 /**
  * The IdP's own interaction pages (oidc-provider's dev interactions are off):
- * a username/password form for the login prompt, and consent granted without a
- * page, since every client of the mock is first party.
+ * a username/password form for the login prompt (plus a one-time code when the
+ * request asks for the MFA acr), and consent granted without a page, since
+ * every client of the mock is first party. Disabled users cannot log in.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Interaction, Provider } from 'oidc-provider'
+import type { Interaction, InteractionResults, Provider } from 'oidc-provider'
+import { ACR_MFA, requestedAcr } from './authentication-context.js'
 import { readRequestBody } from './request-body.js'
 import type { UserDirectory } from './users.js'
 import { errorPage, loginPage } from './pages.js'
@@ -52,7 +55,17 @@ async function grantConsent (provider: Provider, interaction: Interaction): Prom
   return grant.save()
 }
 
-export function createInteractionHandler (provider: Provider, users: UserDirectory) {
+function sameCode (given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest()
+  return timingSafeEqual(digest(given), digest(expected))
+}
+
+export interface InteractionSettings {
+  /** Set when logins carry an acr: the one-time code of the MFA login. */
+  mfaCode?: string
+}
+
+export function createInteractionHandler (provider: Provider, users: UserDirectory, settings: InteractionSettings = {}) {
   return async function handleInteraction (req: IncomingMessage, res: ServerResponse, uid: string): Promise<void> {
     let interaction: Interaction
     try {
@@ -72,9 +85,14 @@ export function createInteractionHandler (provider: Provider, users: UserDirecto
 
     switch (interaction.prompt.name) {
       case 'login': {
+        const acr = settings.mfaCode === undefined ? undefined : requestedAcr(interaction.params.acr_values)
+        const oneTimeCode = acr === ACR_MFA
+        const page = (status: number, fields: { username?: string, error?: string }) =>
+          sendHtml(res, status, loginPage({ action, clientId, oneTimeCode, ...fields }))
         if (req.method === 'GET') {
-          const hint = interaction.params.login_hint
-          sendHtml(res, 200, loginPage({ action, clientId, ...(typeof hint === 'string' ? { username: hint } : {}) }))
+          // A step-up or max_age login is most often the same user again.
+          const hint = interaction.params.login_hint ?? interaction.session?.accountId
+          page(200, typeof hint === 'string' ? { username: hint } : {})
           return
         }
         if (req.method !== 'POST') break
@@ -82,10 +100,22 @@ export function createInteractionHandler (provider: Provider, users: UserDirecto
         const username = form.get('username') ?? ''
         const user = users.authenticate(username, form.get('password') ?? '')
         if (!user) {
-          sendHtml(res, 401, loginPage({ action, clientId, username, error: 'Invalid username or password.' }))
+          page(401, { username, error: 'Invalid username or password.' })
           return
         }
-        await provider.interactionFinished(req, res, { login: { accountId: user.username } }, { mergeWithLastSubmission: false })
+        if (users.isDisabled(user.username)) {
+          page(403, { username, error: 'This account is disabled.' })
+          return
+        }
+        if (oneTimeCode && !sameCode(form.get('otp') ?? '', settings.mfaCode ?? '')) {
+          page(401, { username, error: 'Invalid one-time code.' })
+          return
+        }
+        const login: InteractionResults['login'] = {
+          accountId: user.username,
+          ...(acr ? { acr, amr: oneTimeCode ? ['pwd', 'otp'] : ['pwd'] } : {}),
+        }
+        await provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false })
         return
       }
       case 'consent': {

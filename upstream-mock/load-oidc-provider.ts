@@ -4,6 +4,7 @@
  * filtered out, so test output stays readable. Everything else is printed.
  */
 import type * as OidcProvider from 'oidc-provider'
+import type * as GrantHelpers from 'oidc-provider/lib/helpers/grants.js'
 
 let loading: Promise<typeof OidcProvider> | undefined
 
@@ -23,4 +24,14 @@ async function importQuietly (): Promise<typeof OidcProvider> {
 export function loadOidcProvider (): Promise<typeof OidcProvider> {
   loading ??= importQuietly()
   return loading
+}
+
+/**
+ * oidc-provider's helpers for grant handlers, which it hands only to its own grants: a
+ * registered grant type (token exchange) validates DPoP proofs exactly as the built-in ones.
+ * Imported after the package itself, so its runtime warning stays filtered.
+ */
+export async function loadGrantHelpers (): Promise<typeof GrantHelpers> {
+  await loadOidcProvider()
+  return import('oidc-provider/lib/helpers/grants.js')
 }

@@ -74,6 +74,10 @@ declare module 'oidc-provider' {
     backchannel_logout_uri?: string
     backchannel_logout_session_required?: boolean
     client_name?: string
+    jwks?: JSONWebKeySet
+    require_auth_time?: boolean
+    require_pushed_authorization_requests?: boolean
+    dpop_bound_access_tokens?: boolean
   }
 
   export interface JSONWebKeySet {
@@ -84,6 +88,7 @@ declare module 'oidc-provider' {
   type PageRenderer = (ctx: { body?: unknown, type?: string }, ...rest: never[]) => Promise<void> | void
 
   export interface Configuration {
+    acrValues?: string[]
     adapter?: (modelName: string) => Adapter
     clients?: ClientMetadata[]
     jwks?: JSONWebKeySet
@@ -99,7 +104,7 @@ declare module 'oidc-provider' {
     expiresWithSession?: (ctx: OidcContext, source: unknown) => Promise<boolean> | boolean
     rotateRefreshToken?: boolean | ((ctx: OidcContext) => Promise<boolean> | boolean)
     pkce?: { required?: (ctx: OidcContext, client: unknown) => boolean }
-    interactions?: { url?: (ctx: OidcContext, interaction: Interaction) => Promise<string> | string }
+    interactions?: { policy?: InteractionPolicy, url?: (ctx: OidcContext, interaction: Interaction) => Promise<string> | string }
     formats?: { customizers?: { jwt?: (ctx: OidcContext, token: TokenModel, jwt: JwtStructure) => Promise<void> | void } }
     fetch?: (url: string | URL, options: RequestInit & { dispatcher?: unknown }) => Promise<Response>
     renderError?: (ctx: { body?: unknown, type?: string, status?: number }, out: Record<string, string>, error: Error) => Promise<void> | void
@@ -107,6 +112,9 @@ declare module 'oidc-provider' {
       | 'Grant' | 'IdToken' | 'Interaction' | 'PreAuthorizedCode' | 'RefreshToken' | 'Session', number | TtlFunction>>
     features?: {
       devInteractions?: { enabled: boolean }
+      clientCredentials?: { enabled: boolean }
+      dPoP?: { enabled: boolean, nonceSecret?: Buffer, requireNonce?: (ctx: OidcContext) => boolean, allowReplay?: boolean }
+      pushedAuthorizationRequests?: { enabled: boolean, requirePushedAuthorizationRequests?: boolean }
       revocation?: { enabled: boolean, allowedPolicy?: (ctx: OidcContext, client: { clientId: string }, token: { clientId?: string }) => Promise<boolean> | boolean }
       introspection?: { enabled: boolean, allowedPolicy?: (ctx: OidcContext, client: { clientId: string }, token: { clientId?: string }) => Promise<boolean> | boolean }
       backchannelLogout?: { enabled: boolean }
@@ -136,7 +144,7 @@ declare module 'oidc-provider' {
   }
 
   export interface InteractionResults {
-    login?: { accountId: string, remember?: boolean }
+    login?: { accountId: string, acr?: string, amr?: string[], remember?: boolean, ts?: number }
     consent?: { grantId: string }
     error?: string
     error_description?: string
@@ -153,6 +161,41 @@ declare module 'oidc-provider' {
     save (): Promise<string>
   }
 
+  export class Check {
+    constructor (reason: string, description: string, error: string, check: (ctx: OidcContext) => boolean | Promise<boolean>)
+    static readonly REQUEST_PROMPT: true
+    static readonly NO_NEED_TO_PROMPT: false
+  }
+
+  export interface Prompt {
+    name: string
+    checks: Check[] & { add (check: Check, index?: number): void }
+  }
+
+  export type InteractionPolicy = Prompt[] & { get (name: string): Prompt | undefined }
+
+  export const interactionPolicy: {
+    Check: typeof Check
+    base (): InteractionPolicy
+  }
+
+  /** oidc-provider's view of the RFC 8707 resource server a token is for. */
+  export class ResourceServer {
+    constructor (identifier: string, info: ResourceServerInfo)
+    readonly scopes: Set<string>
+  }
+
+  /** An access token being issued; JWT-format ones are not stored. */
+  export class AccessToken {
+    constructor (properties: { accountId: string, client: Client, gty?: string, scope?: string })
+    resourceServer?: ResourceServer
+    scope?: string
+    readonly expiration: number
+    readonly tokenType: 'Bearer' | 'DPoP'
+    setThumbprint (kind: 'jkt', thumbprint: string): void
+    save (): Promise<string>
+  }
+
   export class Client {
     static find (id: string): Promise<Client | undefined>
     clientId: string
@@ -165,6 +208,10 @@ declare module 'oidc-provider' {
     readonly issuer: string
     readonly Grant: typeof Grant
     readonly Client: typeof Client
+    readonly AccessToken: typeof AccessToken
+    readonly ResourceServer: typeof ResourceServer
+    /** `handler` gets oidc-provider's request context, with the client already authenticated. */
+    registerGrantType (grantType: string, handler: (ctx: OidcContext) => Promise<void>, parameters: string[], allowedDuplicateParameters?: string[]): void
     proxy: boolean
     callback (): (req: IncomingMessage, res: ServerResponse) => Promise<void>
     interactionDetails (req: IncomingMessage, res: ServerResponse): Promise<Interaction>
@@ -174,8 +221,35 @@ declare module 'oidc-provider' {
   }
 
   export const errors: {
+    InvalidGrant: new (description?: string) => Error
+    InvalidRequest: new (description?: string) => Error
     InvalidTarget: new (description?: string) => Error
   }
 
   export default Provider
+}
+
+/**
+ * The grant handlers' shared helpers (lib/helpers/grants.js): oidc-provider's own DPoP
+ * proof validation and token response, for a grant type registered with registerGrantType.
+ */
+declare module 'oidc-provider/lib/helpers/grants.js' {
+  import type { OidcContext, Provider } from 'oidc-provider'
+
+  export interface DpopProofResult {
+    thumbprint: string
+    jti: string
+    iat: number
+  }
+
+  export function validateDpop (provider: Provider, ctx: OidcContext): Promise<DpopProofResult | undefined>
+  export function checkDpopReplay (provider: Provider, ctx: OidcContext, dPoP: DpopProofResult | undefined, clientId: string): Promise<void>
+  export function checkDpopRequired (provider: Provider, ctx: OidcContext, dPoP: DpopProofResult | undefined): void
+  export function buildTokenResponse (provider: Provider, response: {
+    accessToken: string
+    expiresIn: number
+    issuedTokenType?: string
+    scope?: string
+    tokenType: string
+  }): Record<string, unknown>
 }

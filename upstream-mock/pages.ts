@@ -35,16 +35,22 @@ export interface LoginPageOptions {
   clientId: string
   username?: string
   error?: string
+  /** Also asks for a one-time code (field `otp`): the MFA login. */
+  oneTimeCode?: boolean
 }
 
 export function loginPage (options: LoginPageOptions): string {
   const error = options.error ? `<p class="error" role="alert">${escapeHtml(options.error)}</p>\n` : ''
+  const oneTimeCode = options.oneTimeCode
+    ? '<label>One-time code <input name="otp" inputmode="numeric" autocomplete="one-time-code" required></label>\n'
+    : ''
+  const notice = options.oneTimeCode ? '<p>This sign-in needs a one-time code from your authenticator.</p>\n' : ''
   return page('Sign in', `<h1>Sign in</h1>
 <p>to continue to <strong>${escapeHtml(options.clientId)}</strong></p>
-${error}<form method="post" action="${escapeHtml(options.action)}" id="login-form">
+${notice}${error}<form method="post" action="${escapeHtml(options.action)}" id="login-form">
 <label>Username <input name="username" autocomplete="username" value="${escapeHtml(options.username ?? '')}" required autofocus></label>
 <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button>
+${oneTimeCode}<button type="submit">Sign in</button>
 </form>`)
 }
 

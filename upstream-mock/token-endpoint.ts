@@ -11,10 +11,13 @@ import { IncomingMessage } from 'node:http'
 import type { ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BodyTooLargeError, readRequestBody } from './request-body.js'
+import { TOKEN_EXCHANGE_GRANT } from './token-exchange.js'
 
 export interface TokenCalls {
   authorizationCode: number
   refreshToken: number
+  clientCredentials: number
+  tokenExchange: number
   /** Any other or missing grant_type. */
   other: number
 }
@@ -60,7 +63,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 const BODY_LIMIT = 56 * 1024
 
 export function createTokenCalls (): TokenCalls {
-  return { authorizationCode: 0, refreshToken: 0, other: 0 }
+  return { authorizationCode: 0, refreshToken: 0, clientCredentials: 0, tokenExchange: 0, other: 0 }
 }
 
 /** Holds every refresh_token grant that reaches `tap` from now until the release. */
@@ -115,10 +118,19 @@ function watchedAnswer (res: ServerResponse, hold: ActiveHold): ServerResponse {
   return res
 }
 
+const COUNTER_OF_GRANT: Record<string, Exclude<keyof TokenCalls, 'other'>> = {
+  authorization_code: 'authorizationCode',
+  refresh_token: 'refreshToken',
+  client_credentials: 'clientCredentials',
+  [TOKEN_EXCHANGE_GRANT]: 'tokenExchange',
+}
+
 function count (calls: TokenCalls, grantType: string | null): void {
-  if (grantType === 'authorization_code') calls.authorizationCode += 1
-  else if (grantType === 'refresh_token') calls.refreshToken += 1
-  else calls.other += 1
+  calls[(grantType !== null && Object.hasOwn(COUNTER_OF_GRANT, grantType) ? COUNTER_OF_GRANT[grantType] : undefined) ?? 'other'] += 1
+}
+
+export function resetTokenCalls (calls: TokenCalls): void {
+  for (const name of Object.keys(calls) as Array<keyof TokenCalls>) calls[name] = 0
 }
 
 function replay (original: IncomingMessage, body: Buffer): IncomingMessage {

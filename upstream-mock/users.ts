@@ -1,6 +1,7 @@
 /**
- * The identity provider's user table. `sub` is the username. Roles are mutable
- * so tests can change them and watch the next issued tokens follow.
+ * The identity provider's user table. `sub` is the username. Roles and the
+ * disabled flag are mutable so tests can change them and watch the next logins
+ * and issued tokens follow.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 
@@ -23,6 +24,7 @@ function digest (value: string): Buffer {
 
 export class UserDirectory {
   readonly #users = new Map<string, MockUser>()
+  readonly #disabled = new Set<string>()
 
   constructor (users: readonly MockUser[] = DEFAULT_USERS) {
     for (const user of users) this.#users.set(user.username, { ...user, roles: [...user.roles] })
@@ -30,6 +32,11 @@ export class UserDirectory {
 
   find (username: string): MockUser | undefined {
     return this.#users.get(username)
+  }
+
+  /** The user unless unknown or disabled: what logins and token issuance may act for. */
+  findActive (username: string): MockUser | undefined {
+    return this.#disabled.has(username) ? undefined : this.#users.get(username)
   }
 
   list (): MockUser[] {
@@ -44,8 +51,22 @@ export class UserDirectory {
   }
 
   setRoles (username: string, roles: readonly string[]): void {
+    this.#known(username).roles = [...roles]
+  }
+
+  setDisabled (username: string, disabled: boolean): void {
+    this.#known(username)
+    if (disabled) this.#disabled.add(username)
+    else this.#disabled.delete(username)
+  }
+
+  isDisabled (username: string): boolean {
+    return this.#disabled.has(username)
+  }
+
+  #known (username: string): MockUser {
     const user = this.#users.get(username)
     if (!user) throw new Error(`unknown user ${username}`)
-    user.roles = [...roles]
+    return user
   }
 }

@@ -23,6 +23,8 @@ export interface CapturedResponse {
 export interface Credentials {
   username: string
   password: string
+  /** Typed into the one-time code field (`otp`) when the IdP asks for one (its MFA login). */
+  oneTimeCode?: string
 }
 
 export class LoginFlowError extends Error {
@@ -114,6 +116,21 @@ export function findLoginForm (page: CapturedResponse): HtmlForm | undefined {
   return parseForms(page.body, page.url).find(form => form.passwordFields.length > 0 && 'username' in form.fields)
 }
 
+/**
+ * A page that posts itself on load (oidc-provider's form_post pages) to a target other than the
+ * client, as a browser running its script would: e.g. the IdP ending the old user's session
+ * before another user's login goes on.
+ */
+function selfSubmittingForm (page: CapturedResponse, clientOrigin: string): HtmlForm | undefined {
+  if (page.location || !/document\.forms\[0\]\.submit\(\)/.test(page.body)) return undefined
+  const [form] = parseForms(page.body, page.url)
+  return form && new URL(form.action).origin !== clientOrigin ? form : undefined
+}
+
+function formSubmission (form: HtmlForm): RequestInit {
+  return { method: form.method, body: new URLSearchParams(form.fields) }
+}
+
 function nextRequest (response: CapturedResponse, previous: RequestInit): RequestInit {
   const method = (previous.method ?? 'GET').toUpperCase()
   const becomesGet = response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')
@@ -156,8 +173,9 @@ export interface IdpStepResult {
 
 /**
  * Drives the IdP from its authorization URL until it redirects back to the
- * client (the origin of `clientUrl`): follows redirects, fills in the login
- * form once, passes any automatic consent. Does not visit the callback.
+ * client (the origin of `clientUrl`): follows redirects and self-posting
+ * pages, fills in the login form once, passes any automatic consent. Does not
+ * visit the callback.
  * Throws LoginFlowError when the IdP shows the form again (wrong password) or
  * anything unexpected.
  */
@@ -184,6 +202,12 @@ export async function authenticateAtIdp (
       url = response.location
       continue
     }
+    const relay = selfSubmittingForm(response, clientOrigin)
+    if (relay) {
+      url = relay.action
+      init = formSubmission(relay)
+      continue
+    }
     const form = findLoginForm(response)
     if (!form) throw new LoginFlowError('the identity provider answered with neither a redirect nor a login form', chain)
     if (askedForCredentials) throw new LoginFlowError('the identity provider refused the credentials', chain)
@@ -195,7 +219,12 @@ export async function authenticateAtIdp (
 }
 
 function submission (form: HtmlForm, credentials: Credentials): RequestInit {
-  const body = new URLSearchParams({ ...form.fields, username: credentials.username, password: credentials.password })
+  const body = new URLSearchParams({
+    ...form.fields,
+    username: credentials.username,
+    password: credentials.password,
+    ...(credentials.oneTimeCode !== undefined ? { otp: credentials.oneTimeCode } : {}),
+  })
   return { method: form.method, body }
 }
 
@@ -209,7 +238,7 @@ export interface SubmitResult {
 
 /**
  * Submits credentials on a login page already fetched, then follows the IdP's
- * redirects until they leave for the client. A wrong password leaves
+ * redirects (and self-posting pages) until they leave for the client. A wrong password leaves
  * `callbackUrl` unset and `response` holding the re-rendered form.
  */
 export async function submitCredentials (
@@ -225,10 +254,19 @@ export async function submitCredentials (
   const response = await capture(browser, form.action, init)
   const chain = [response]
   let current = response
-  for (let hop = 0; current.location && hop < 30; hop += 1) {
-    if (new URL(current.location).origin === clientOrigin) return { response, callbackUrl: current.location, chain }
-    init = nextRequest(current, init)
-    current = await capture(browser, current.location, init)
+  for (let hop = 0; hop < 30; hop += 1) {
+    let next: string
+    if (current.location) {
+      if (new URL(current.location).origin === clientOrigin) return { response, callbackUrl: current.location, chain }
+      init = nextRequest(current, init)
+      next = current.location
+    } else {
+      const relay = selfSubmittingForm(current, clientOrigin)
+      if (!relay) break
+      init = formSubmission(relay)
+      next = relay.action
+    }
+    current = await capture(browser, next, init)
     chain.push(current)
   }
   return { response, chain }

@@ -3,8 +3,8 @@
  * oidc-provider identity provider, the token-only API, and one or more gateway
  * instances sharing Redis. Every test file builds its own stack.
  */
-import { startIdentityProvider, type IdentityProvider, type IdentityProviderOptions } from '../../upstream-mock/idp.js'
-import { startUpstreamApi, type UpstreamApi } from '../../upstream-mock/api.js'
+import { startIdentityProvider, type IdentityProvider, type IdentityProviderOptions, type IdpClient } from '../../upstream-mock/idp.js'
+import { startUpstreamApi, type UpstreamApi, type UpstreamApiOptions } from '../../upstream-mock/api.js'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 import { freePort } from './free-port.js'
 import type { GatewayDeps } from '../../gateway/app.js'
@@ -25,6 +25,10 @@ export interface StackOptions {
   deps?: GatewayDeps
   /** Leeway of the API's exp/nbf checks (default 5 s), for tests of an IdP whose clock is off. */
   apiClockToleranceSeconds?: number
+  /** More of the gateway's registration at the IdP, e.g. `{ clientCredentials: true, tokenExchange: true }`. */
+  idpClient?: Partial<Omit<IdpClient, 'clientId' | 'redirectUris'>>
+  /** More settings of the API, e.g. `{ dpop: { required: true } }`. */
+  api?: Pick<UpstreamApiOptions, 'dpop' | 'name'>
 }
 
 export interface Stack {
@@ -53,9 +57,10 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const idp = await startIdentityProvider({
     ...options.idp,
     apiAudience,
-    clients: [gatewayClient(publicUrl)],
+    clients: [{ ...gatewayClient(publicUrl), ...options.idpClient }],
   })
   const api = await startUpstreamApi({
+    ...options.api,
     issuer: idp.issuer,
     audience: apiAudience,
     port: apiPort,
