@@ -26,6 +26,7 @@ import csrfPlugin from './edge/csrf.js'
 import corsPlugin from './edge/cors.js'
 import loginRateLimit from './edge/login-rate-limit.js'
 import authRoutes from './auth/auth-routes.js'
+import nativeSessionRoutes from './auth/native-session-routes.js'
 import deviceRoutes from './auth/device-routes.js'
 import backchannelLogoutRoute from './auth/backchannel-logout-route.js'
 import proxyPlugin from './proxy/proxy-plugin.js'
@@ -40,6 +41,8 @@ export interface GatewayDeps {
   refreshLockLeaseMs?: number
   /** Where both listeners' log lines go instead of stdout (tests read audit lines there). */
   logStream?: LogStream
+  /** Lifetime of a native handoff code instead of the contract's 60 s; tests shorten it to prove expiry. */
+  handoffCodeTtlMs?: number
 }
 
 export interface Gateway {
@@ -62,7 +65,11 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   // Resources, each closed by its own plugin (in reverse order) when the gateway closes.
   await app.register(observability)
   await app.register(oidcPlugin, { config })
-  await app.register(sessionStore, { config, ...(deps.store ? { store: deps.store } : {}) })
+  await app.register(sessionStore, {
+    config,
+    ...(deps.store ? { store: deps.store } : {}),
+    ...(deps.handoffCodeTtlMs !== undefined ? { handoffCodeTtlMs: deps.handoffCodeTtlMs } : {}),
+  })
   await app.register(tokenPlugin, { config, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
 
   // What every request meets, in order. First: every answer carries the security headers, and every
@@ -77,12 +84,13 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
     secure: config.cookie.secure,
     sameSite: config.cookie.sameSite,
     binding: { mode: config.sessionBinding, rules: config.sessionBindingNetwork },
+    publicUrl: config.publicUrl,
   })
   await app.register(csrfPlugin, { allowedOrigins: [config.publicOrigin, ...config.allowedOrigins] })
   // Without extra origins there is nobody to give CORS headers to: the SPA is same-origin, and
   // the browser's same-origin policy stays whole. Nothing per request then (not even `Vary`).
   if (config.allowedOrigins.length > 0) await app.register(corsPlugin, { allowedOrigins: config.allowedOrigins })
-  await app.register(loginRateLimit, { max: config.loginRateLimit, windowMs: 60_000, routes: ['/bff/login', '/bff/callback'] })
+  await app.register(loginRateLimit, { max: config.loginRateLimit, windowMs: 60_000, routes: ['/bff/login', '/bff/callback', '/bff/native/session'] })
 
   // The endpoints.
   await app.register(authRoutes, {
@@ -91,7 +99,9 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
     sessionCookieName: config.cookie.name,
     loginCookieName: `${config.cookie.name}-login`,
     secureCookies: config.cookie.secure,
+    nativeRedirectUris: config.nativeRedirectUris,
   })
+  await app.register(nativeSessionRoutes, { publicUrl: config.publicUrl })
   await app.register(deviceRoutes)
   await app.register(backchannelLogoutRoute, {
     issuer: config.oidc.issuer,

@@ -45,6 +45,29 @@ const hostPortList = z.string().transform((value, ctx) => {
   return nodes
 })
 
+// Schemes a native redirect may never use: they run code, read files or are interceptable in transit.
+const UNSAFE_REDIRECT_SCHEMES = new Set(['http:', 'javascript:', 'data:', 'file:', 'blob:', 'about:', 'vbscript:', 'ws:', 'wss:'])
+
+/** RFC 8252: a private-use scheme (`com.example.app:/oauth2redirect`) or a claimed https URL; never with a fragment. */
+const nativeRedirectUris = z.string().optional().transform((value, ctx) => {
+  const uris: string[] = []
+  for (const item of (value ?? '').split(',').map(s => s.trim()).filter(Boolean)) {
+    let url: URL | undefined
+    try {
+      url = new URL(item)
+    } catch {
+      url = undefined
+    }
+    if (!url || UNSAFE_REDIRECT_SCHEMES.has(url.protocol) || item.includes('#') || url.username || url.password) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not a custom-scheme URI or https URL without a fragment` })
+      continue
+    }
+    // Kept as written: a redirect_uri must match one of these exactly.
+    uris.push(item)
+  }
+  return uris
+})
+
 const booleanText = z.enum(['true', 'false', '1', '0']).transform(v => v === 'true' || v === '1')
 
 const variablesSchema = z.object({
@@ -150,6 +173,7 @@ const variablesSchema = z.object({
     }
     return origins
   }),
+  NATIVE_REDIRECT_URIS: nativeRedirectUris,
   SESSION_BINDING: z.enum(['off', 'log', 'revoke']).default('off'),
   SESSION_BINDING_IPV4_PREFIX: z.coerce.number().int().min(0).max(32).optional(),
   SESSION_BINDING_IPV6_PREFIX: z.coerce.number().int().min(0).max(128).optional(),
@@ -265,6 +289,8 @@ const configSchema = variablesSchema.transform((e, ctx) => {
     rolesClaim: e.ROLES_CLAIM,
     tokenRefreshSkewSeconds: e.TOKEN_REFRESH_SKEW,
     allowedOrigins: e.ALLOWED_ORIGINS,
+    /** Where a native app's sign-in may end (exact match); none: native sign-in is refused. */
+    nativeRedirectUris: e.NATIVE_REDIRECT_URIS,
     sessionBinding: e.SESSION_BINDING,
     /** Network prefixes compared by session binding; absent: addresses of that family are not compared. */
     sessionBindingNetwork: {
@@ -272,7 +298,7 @@ const configSchema = variablesSchema.transform((e, ctx) => {
       ...(e.SESSION_BINDING_IPV6_PREFIX !== undefined ? { ipv6Prefix: e.SESSION_BINDING_IPV6_PREFIX } : {}),
     },
     trustProxy: e.TRUST_PROXY,
-    /** Requests per minute per client IP to each of /bff/login and /bff/callback. */
+    /** Requests per minute per client IP to each of /bff/login, /bff/callback and /bff/native/session. */
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     /** Largest request body forwarded to an upstream, in bytes. */
     proxyBodyLimit: e.PROXY_BODY_LIMIT,

@@ -20,8 +20,13 @@ export const LoginFailed = create('LOGIN_FAILED', 'The identity provider did not
 // The same public code: the login failed, though not because the IdP said no, but because what came
 // back to the callback (or claimed to come from the IdP) failed the checks. The caller's fault, not an outage.
 export const LoginResponseInvalid = create('LOGIN_FAILED', 'The login response failed validation', 400)
+export const InvalidRedirectUri = create('INVALID_REDIRECT_URI', 'redirect_uri is not one of the registered native redirect URIs', 400)
+export const InvalidGrant = create('INVALID_GRANT', 'The code is unknown, used or expired, or the code_verifier does not match', 400)
 export const InvalidLogoutToken = create('INVALID_LOGOUT_TOKEN', 'The logout token is not valid', 400)
 export const Unauthenticated = create('UNAUTHENTICATED', 'Sign in to continue', 401)
+// Always thrown with a message saying which check of the proof failed (nothing secret: the caller made the proof).
+export const InvalidDpopProof = createError<'BFF_INVALID_DPOP_PROOF', 401, [message: string, options?: { cause?: unknown }]>(
+  'BFF_INVALID_DPOP_PROOF', '%s', 401, Error, false)
 export const SessionExpired = create('SESSION_EXPIRED', 'The session has ended; sign in again', 401)
 export const Csrf = create('CSRF', 'The request failed the cross-site request forgery check', 403)
 export const Forbidden = create('FORBIDDEN', 'This request is not allowed for this user', 403)

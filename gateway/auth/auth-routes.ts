@@ -3,12 +3,14 @@
  * `/bff/user` and `/bff/logout`.
  */
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidReturnTo, InvalidState, LoginFailed, LoginResponseInvalid, Unauthenticated } from '../errors.js'
 import { parseReturnTo } from './return-to.js'
 import { OidcRejectedError, OidcResponseInvalidError } from './oidc-client.js'
-import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
+import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin, type PendingLogin } from './login-state.js'
 import { profileClaims, rolesFrom } from './claims.js'
+import { appRedirect, nativeLoginError, nativeLoginOf } from './native-login.js'
+import type { SignedIn } from '../session/active-session.js'
 
 export interface AuthRoutesOptions {
   publicUrl: string
@@ -17,6 +19,8 @@ export interface AuthRoutesOptions {
   /** Name of the short-lived cookie that binds a login to the browser that started it. */
   loginCookieName: string
   secureCookies: boolean
+  /** NATIVE_REDIRECT_URIS: where a native app's sign-in may end. */
+  nativeRedirectUris: readonly string[]
 }
 
 const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store')
@@ -32,10 +36,13 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     maxAge: LOGIN_STATE_TTL_SECONDS,
   }
 
-  app.get<{ Querystring: { returnTo?: string } }>('/bff/login', {
+  app.get<{ Querystring: Record<string, unknown> }>('/bff/login', {
     config: { crossSiteAllowed: true },
   }, async (request, reply) => {
-    const returnTo = parseReturnTo(typeof request.query.returnTo === 'string' ? request.query.returnTo : undefined)
+    // Native apps (RFC 8252, `client=native`): checked before anything goes to the IdP; the
+    // callback then hands off to the app's redirect URI instead of returning to a page.
+    const native = nativeLoginOf(request.query, options.nativeRedirectUris)
+    const returnTo = native ? { ok: true as const, path: '/' } : parseReturnTo(typeof request.query.returnTo === 'string' ? request.query.returnTo : undefined)
     if (!returnTo.ok) throw new InvalidReturnTo()
     const binding = bindingFor(request.cookies[options.loginCookieName])
     const challenge = oidc.newLoginChallenge()
@@ -43,20 +50,17 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
     const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
     const url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
-    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path)
+    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path, native)
     noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
     return reply.redirect(url.href, 302)
   })
 
-  app.get<{ Querystring: Record<string, string | undefined> }>('/bff/callback', {
-    config: { crossSiteAllowed: true },
-  }, async (request, reply) => {
-    const state = typeof request.query.state === 'string' ? request.query.state : ''
-    const pending = await takePendingLogin(app.loginStates, state, request.cookies[options.loginCookieName])
-    if (!pending) {
-      audit('login_failed', { reason: 'invalid_state', ip: request.ip })
-      throw new InvalidState()
-    }
+  /**
+   * Who signed in at the IdP, with which tokens; throws when the login failed. Whatever decides
+   * whether this identity may have a session at all belongs here: the browser's and the native
+   * app's logins both go through it.
+   */
+  async function signIn (request: FastifyRequest, pending: PendingLogin): Promise<SignedIn> {
     let tokens
     try {
       tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
@@ -77,25 +81,58 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     const claims = tokens.idTokenClaims ?? {}
     const sub = typeof claims.sub === 'string' ? claims.sub : undefined
     if (!sub) throw new LoginFailed()
+    return {
+      identity: { sub, ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}) },
+      secrets: {
+        accessToken: tokens.accessToken,
+        ...(tokens.refreshToken ? { refreshToken: tokens.refreshToken } : {}),
+        ...(tokens.idToken ? { idToken: tokens.idToken } : {}),
+        accessTokenExpiresAt: tokens.accessTokenExpiresAt,
+        claims: profileClaims(claims),
+        roles: rolesFrom(claims, options.rolesClaim),
+      },
+    }
+  }
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/bff/callback', {
+    config: { crossSiteAllowed: true },
+  }, async (request, reply) => {
+    const state = typeof request.query.state === 'string' ? request.query.state : ''
+    const pending = await takePendingLogin(app.loginStates, state, request.cookies[options.loginCookieName])
+    if (!pending) {
+      audit('login_failed', { reason: 'invalid_state', ip: request.ip })
+      throw new InvalidState()
+    }
+
+    // --- Native app (RFC 8252): no cookie; the system browser goes back to the app with a
+    // single-use handoff code, or with the error. The app redeems the code at POST /bff/native/session.
+    const { native } = pending
+    if (native) {
+      let location: string
+      try {
+        const grant = await signIn(request, pending)
+        location = appRedirect(native, { code: await app.handoffCodes.issue(grant, native.codeChallenge) })
+      } catch (error) {
+        // Logged as the error handler would have: outages and the unforeseen in full.
+        if (((error as { statusCode?: number }).statusCode ?? 500) >= 500) request.log.error({ err: error }, 'native sign-in failed')
+        location = appRedirect(native, { error: nativeLoginError(error) })
+      }
+      return noStore(reply).redirect(location, 302)
+    }
+    // --- End of the native app's branch.
+
+    const { identity, secrets } = await signIn(request, pending)
 
     // A new id at every login (fixation): whatever session this browser had ends here.
     await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], reason: 'user' })
 
     const { session, cookieValue, maxAgeSeconds } = await app.sessions.create({
-      sub,
-      ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}),
+      ...identity,
       ip: request.ip,
       userAgent: request.headers['user-agent'] ?? '',
-    }, {
-      accessToken: tokens.accessToken,
-      ...(tokens.refreshToken ? { refreshToken: tokens.refreshToken } : {}),
-      ...(tokens.idToken ? { idToken: tokens.idToken } : {}),
-      accessTokenExpiresAt: tokens.accessTokenExpiresAt,
-      claims: profileClaims(claims),
-      roles: rolesFrom(claims, options.rolesClaim),
-    })
+    }, secrets)
     request.useSession(session)
-    audit('login', { sub, session: session.handle, ip: request.ip })
+    audit('login', { sub: identity.sub, session: session.handle, ip: request.ip })
     noStore(reply).setSessionCookie(cookieValue, maxAgeSeconds)
     return reply.redirect(pending.returnTo, 302)
   })

@@ -10,17 +10,21 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { LoginStates } from '../session/store.js'
 import type { LoginChallenge } from './oidc-client.js'
+import type { NativeLoginRequest } from './native-login.js'
 
 export const LOGIN_STATE_TTL_SECONDS = 600
 
 interface StoredLogin extends LoginChallenge {
   binding: string
   returnTo: string
+  native?: NativeLoginRequest
 }
 
 export interface PendingLogin {
   challenge: LoginChallenge
   returnTo: string
+  /** Set when a native app started the login: the callback hands off to it instead of setting a cookie. */
+  native?: NativeLoginRequest
 }
 
 const hash = (value: string) => createHash('sha256').update(value).digest('base64url')
@@ -31,8 +35,8 @@ export function bindingFor (cookieValue: string | undefined): string {
   return cookieValue && BINDING.test(cookieValue) ? cookieValue : randomBytes(32).toString('base64url')
 }
 
-export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string): Promise<void> {
-  const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo }
+export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string, native?: NativeLoginRequest): Promise<void> {
+  const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo, ...(native ? { native } : {}) }
   await store.saveLoginState(challenge.state, JSON.stringify(stored), LOGIN_STATE_TTL_SECONDS * 1000)
 }
 
@@ -48,5 +52,6 @@ export async function takePendingLogin (store: LoginStates, state: string, bindi
   return {
     challenge: { state: stored.state, nonce: stored.nonce, codeVerifier: stored.codeVerifier },
     returnTo: stored.returnTo,
+    ...(stored.native ? { native: stored.native } : {}),
   }
 }

@@ -14,6 +14,10 @@
  *    browser's cookies, and it cannot carry a custom header: it must carry an
  *    allowed `Origin` (browsers always send one).
  *
+ * A native app's device-bound session needs no token: its credential travels
+ * in a header no browser adds by itself, with a proof only the app's key can
+ * sign, so no other site can make a request that carries it.
+ *
  * The BFF's own endpoints opt in through their config (`csrf: true`); the
  * proxy's gate calls `app.checkCsrf` as one of its steps. Routes opt out of the
  * fetch-site check with `crossSiteAllowed: true`; there is no global switch to
@@ -23,7 +27,7 @@ import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Csrf, Unauthenticated } from '../errors.js'
-import type { ActiveSession } from '../session/active-session.js'
+import { isDeviceBound, type ActiveSession } from '../session/active-session.js'
 import { checkFetchSite, checkOrigin, checkWebSocketOrigin, CSRF_HEADER, tokensMatch, UNSAFE_METHODS, type CsrfRefusal } from './csrf-checks.js'
 
 declare module 'fastify' {
@@ -72,6 +76,7 @@ async function csrfPlugin (app: FastifyInstance, options: CsrfOptions) {
     if (!origin.ok) throw refuse(request, origin.reason)
   }
   const checkToken = (request: FastifyRequest, session: ActiveSession) => {
+    if (isDeviceBound(session)) return
     const header = request.headers[CSRF_HEADER]
     if (!tokensMatch(typeof header === 'string' ? header : undefined, session.secrets.csrfToken)) {
       throw refuse(request, 'token')

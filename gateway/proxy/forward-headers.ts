@@ -9,8 +9,8 @@ import { privateCacheControl, isTargetedCacheHeader } from './shared-cache.js'
 
 // RFC 9110 §7.6.1 plus the non-standard ones proxies have historically honoured.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'])
-// Browser credentials and anything that would let a client speak for the gateway.
-const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'x-csrf-token', 'forwarded', 'x-real-ip']
+// Client credentials (a native app's DPoP proof among them) and anything that would let a client speak for the gateway.
+const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'dpop', 'x-csrf-token', 'forwarded', 'x-real-ip']
 // The browser's Host names the gateway (undici sets the upstream's own); Node has already
 // answered any `Expect: 100-continue` itself, and undici refuses to send the header.
 const NOT_FOR_UPSTREAM = ['host', 'expect']

@@ -27,3 +27,14 @@ export interface ActiveSession {
   /** Needed to re-seal after a refresh; never logged. */
   cookie: SessionCookieValue
 }
+
+/** Who signed in at the identity provider, and with which tokens: what a session is created from. */
+export interface SignedIn {
+  identity: { sub: string, sid?: string }
+  secrets: Omit<SessionSecrets, 'csrfToken'>
+}
+
+/** A native app's session: bound to the app's key, usable only with its DPoP proofs, never from a cookie. */
+export function isDeviceBound (session: Pick<ActiveSession, 'meta'>): boolean {
+  return session.meta.dpopJkt !== undefined
+}

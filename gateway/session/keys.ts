@@ -28,6 +28,10 @@ export const keyFor = {
   loginState: (state: string) => `${PREFIX}login:{${tag(state)}}`,
   /** A back-channel logout token's `jti`, claimed once per issuer. */
   logoutTokenId: (issuer: string, jti: string) => `${PREFIX}once:{${tag(`logout-jti:${issuer}:${jti}`)}}`,
+  /** A native app's DPoP proof `jti`, claimed once per app key (its thumbprint). */
+  dpopProofId: (jkt: string, jti: string) => `${PREFIX}once:{${tag(`dpop-jti:${jkt}:${jti}`)}}`,
+  /** A native sign-in waiting to be redeemed, by the hash of its handoff code. */
+  handoff: (id: string) => `${PREFIX}handoff:{${tag(id)}}`,
   /** Pattern matching every session key, for flush-all. */
   allSessions: () => `${PREFIX}{s:*}`,
   allUserIndexes: () => `${PREFIX}{u:*}:sessions`,

@@ -13,6 +13,7 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
   const bySid = new Map<string, Set<string>>()
   const epochs = new Map<string, Expiring<number>>()
   const loginStates = new Map<string, Expiring<string>>()
+  const handoffs = new Map<string, Expiring<string>>()
   const claimed = new Map<string, number>()
   const locks = new Map<string, Expiring<string>>()
 
@@ -24,6 +25,16 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
       return undefined
     }
     return entry.value
+  }
+
+  // Login states and native handoffs: kept for their TTL, readable once.
+  const saveOnce = (map: Map<string, Expiring<string>>, key: string, value: string, ttlMs: number) => {
+    map.set(key, { value, expiresAt: now() + ttlMs })
+  }
+  const takeOnce = (map: Map<string, Expiring<string>>, key: string): string | undefined => {
+    const value = live(map, key)
+    map.delete(key)
+    return value
   }
 
   const unindex = (session: StoredSession) => {
@@ -68,7 +79,7 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
   const sweep = setInterval(() => {
     const t = now()
     for (const [handle, entry] of sessions) if (entry.expiresAt <= t) removeSession(handle)
-    for (const map of [loginStates, locks, epochs] as Array<Map<string, Expiring<unknown>>>) {
+    for (const map of [loginStates, handoffs, locks, epochs] as Array<Map<string, Expiring<unknown>>>) {
       for (const [key, entry] of map) if (entry.expiresAt <= t) map.delete(key)
     }
     for (const [key, expiresAt] of claimed) if (expiresAt <= t) claimed.delete(key)
@@ -142,12 +153,16 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
       return next
     },
     async saveLoginState (state, value, ttlMs) {
-      loginStates.set(state, { value, expiresAt: now() + ttlMs })
+      saveOnce(loginStates, state, value, ttlMs)
     },
     async takeLoginState (state) {
-      const value = live(loginStates, state)
-      loginStates.delete(state)
-      return value
+      return takeOnce(loginStates, state)
+    },
+    async saveHandoff (id, value, ttlMs) {
+      saveOnce(handoffs, id, value, ttlMs)
+    },
+    async takeHandoff (id) {
+      return takeOnce(handoffs, id)
     },
     async claimOnce (key, ttlMs) {
       const expiresAt = claimed.get(key)

@@ -165,6 +165,12 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
     return true
   }
 
+  // Login states and native handoffs: kept for their TTL, readable once (GETDEL: one reader wins).
+  const saveOnce = (key: string, value: string, ttlMs: number) => guarded(async () => {
+    await redis.set(key, value, 'PX', ttlMs)
+  })
+  const takeOnce = (key: string) => guarded(async () => (await redis.getdel(key)) ?? undefined)
+
   return {
     kind: 'redis',
     create: (session, ttlMs) => guarded(async () => {
@@ -241,12 +247,10 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       await announce(invalidationMessage.user(sub))
       return epoch
     }),
-    saveLoginState: (state, value, ttlMs) => guarded(async () => {
-      await redis.set(keyFor.loginState(state), value, 'PX', ttlMs)
-    }),
-    takeLoginState: (state) => guarded(async () => {
-      return (await redis.getdel(keyFor.loginState(state))) ?? undefined
-    }),
+    saveLoginState: (state, value, ttlMs) => saveOnce(keyFor.loginState(state), value, ttlMs),
+    takeLoginState: (state) => takeOnce(keyFor.loginState(state)),
+    saveHandoff: (id, value, ttlMs) => saveOnce(keyFor.handoff(id), value, ttlMs),
+    takeHandoff: (id) => takeOnce(keyFor.handoff(id)),
     claimOnce: (key, ttlMs) => guarded(async () => {
       return (await redis.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK'
     }),

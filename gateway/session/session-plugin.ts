@@ -1,13 +1,17 @@
 /**
- * Binds sessions to requests: `request.loadSession()` reads the cookie once per
- * request (memoised), and `reply.setSessionCookie` / `clearSessionCookie` write
- * it with exactly the contract's attributes.
+ * Binds sessions to requests: `request.loadSession()` reads the cookie (or a
+ * native app's `Authorization: Session` credential with its DPoP proof) once
+ * per request (memoised), and `reply.setSessionCookie` / `clearSessionCookie`
+ * write the cookie with exactly the contract's attributes.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { ActiveSession } from './sessions.js'
+import { isDeviceBound } from './active-session.js'
 import { bindingMismatch, type BindingMismatch, type BindingRules } from './session-binding.js'
+import { createNativeSessionReader, sessionCredentialOf } from './native-credential.js'
+import { createDpopProofChecker } from '../auth/dpop-proof.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,7 +19,8 @@ declare module 'fastify' {
      * The request's session (cookie → cache or store, bound to its client, its activity recorded),
      * or undefined; read once per request and remembered. Answers without a promise when no I/O is
      * needed (a trusted cached session, nothing to record), which is most API calls.
-     * Rejects (or throws) SessionStoreUnavailable when the store is down.
+     * Rejects (or throws) SessionStoreUnavailable when the store is down, and InvalidDpopProof
+     * when a native credential comes without a good proof.
      */
     loadSession (): ActiveSession | undefined | Promise<ActiveSession | undefined>
     /** Replaces the remembered session (after a refresh, or with undefined once ended). */
@@ -38,6 +43,8 @@ export interface SessionPluginOptions {
   secure: boolean
   sameSite: 'lax' | 'strict'
   binding: { mode: 'off' | 'log' | 'revoke', rules: BindingRules }
+  /** PUBLIC_URL: what a native request's DPoP proof names as its URL (`htu`). */
+  publicUrl: string
 }
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions) {
@@ -69,9 +76,16 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     return session
   }
 
+  const readNative = createNativeSessionReader({
+    sessions,
+    proofs: createDpopProofChecker({ publicUrl: options.publicUrl, replayClaims: app.replayClaims }),
+  })
+
   /** The loaded session, checked against its client and with its activity recorded. */
-  function settle (request: FastifyRequest, session: ActiveSession | undefined): ActiveSession | undefined | Promise<ActiveSession | undefined> {
+  function settle (request: FastifyRequest, session: ActiveSession | undefined, fromHeader: boolean): ActiveSession | undefined | Promise<ActiveSession | undefined> {
     if (!session) return remember(request, undefined)
+    // A device-bound session is good only with its key's proof, which a cookie does not carry.
+    if (!fromHeader && isDeviceBound(session)) return remember(request, undefined)
     const mismatch = binding.mode === 'off' ? undefined : boundElsewhere(session, request)
     if (mismatch) {
       reportMismatch(session, mismatch, binding.mode === 'revoke')
@@ -81,7 +95,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     }
     if (!sessions.touchDue(session)) return remember(request, session)
     return sessions.touch(session).then((maxAge) => {
-      request.bffCookieMaxAge = maxAge ?? null
+      if (!fromHeader) request.bffCookieMaxAge = maxAge ?? null
       return remember(request, session)
     })
   }
@@ -89,8 +103,15 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   app.decorateRequest('loadSession', function (this: FastifyRequest) {
     if (this.bffSessionKnown) return this.bffSessionValue ?? undefined
     if (this.bffSessionPending) return this.bffSessionPending
-    const loaded = sessions.load(this.cookies[cookieName])
-    const settled = loaded instanceof Promise ? loaded.then((session) => settle(this, session)) : settle(this, loaded)
+    // One header lookup decides the carrier: a native app's credential (with its proof) or the
+    // cookie, never both; other Authorization schemes leave the cookie in charge.
+    const authorization = this.headers.authorization
+    const credential = authorization === undefined ? undefined : sessionCredentialOf(authorization)
+    const fromHeader = credential !== undefined
+    const loaded = fromHeader
+      ? readNative(credential, { method: this.method, url: this.url, proof: this.headers.dpop })
+      : sessions.load(this.cookies[cookieName])
+    const settled = loaded instanceof Promise ? loaded.then((session) => settle(this, session, fromHeader)) : settle(this, loaded, fromHeader)
     if (settled instanceof Promise) {
       this.bffSessionPending = settled
       // A failed read is not remembered: the request fails with it, and nothing else asks.

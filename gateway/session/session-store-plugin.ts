@@ -4,8 +4,8 @@
  * manager and revocation service built on them. Everything here is created,
  * decorated and closed by this plugin. The rest of the gateway never sees the
  * store: each part is handed the one role it needs (`loginStates`,
- * `replayClaims`, `leases`), and sessions are read through `sessions` and
- * ended through `revocation`.
+ * `replayClaims`, `leases`), and sessions are read through `sessions`, ended
+ * through `revocation`, and handed to native apps through `handoffCodes`.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -20,6 +20,7 @@ import type { Leases, LoginStates, ReplayClaims, SessionStore } from './store.js
 import { createRevocation, type Revocation } from './revocation.js'
 import { createSessionCrypto } from './session-crypto.js'
 import { createSessionManager, type SessionAccess } from './sessions.js'
+import { createHandoffCodes, type HandoffCodes } from './handoff-codes.js'
 
 /** News of sessions changed or ended anywhere (the invalidation channel), for whoever holds on to one. */
 export interface SessionChanges {
@@ -37,6 +38,8 @@ declare module 'fastify' {
     sessionChanges: SessionChanges
     loginStates: LoginStates
     replayClaims: ReplayClaims
+    /** Native sign-ins waiting for their app (RFC 8252 handoff). */
+    handoffCodes: HandoffCodes
     /** The refresh lock's leases. */
     leases: Leases
     /** The Redis connection behind the session store, shared with the login rate limit; null with the memory store. */
@@ -48,6 +51,8 @@ export interface SessionStorePluginOptions {
   config: GatewayConfig
   /** A store to use instead of the configured one (tests run the same app on several). */
   store?: SessionStore
+  /** Lifetime of a native handoff code instead of the contract's 60 s (tests of its expiry). */
+  handoffCodeTtlMs?: number
 }
 
 /** A safety net only; invalidation messages are what keep cached sessions correct. */
@@ -95,10 +100,11 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
       announce)
     : undefined
 
+  const crypto = createSessionCrypto(config.sessionSecrets)
   const sessions = createSessionManager({
     store,
     ...(cache ? { cache } : {}),
-    crypto: createSessionCrypto(config.sessionSecrets),
+    crypto,
     idleTimeoutSeconds: config.idleTimeoutSeconds,
     absoluteTimeoutSeconds: config.absoluteTimeoutSeconds,
     // Sessions revoked from elsewhere (operator, back-channel, another device) keep their tokens
@@ -126,6 +132,12 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
   // Each role as an object of its own: nothing else of the store is reachable through it.
   app.decorate('loginStates', { saveLoginState: store.saveLoginState, takeLoginState: store.takeLoginState } satisfies LoginStates)
   app.decorate('replayClaims', { claimOnce: store.claimOnce } satisfies ReplayClaims)
+  app.decorate('handoffCodes', createHandoffCodes({
+    store: { saveHandoff: store.saveHandoff, takeHandoff: store.takeHandoff },
+    crypto,
+    epochs: { userEpoch: store.userEpoch },
+    ...(options.handoffCodeTtlMs !== undefined ? { ttlMs: options.handoffCodeTtlMs } : {}),
+  }))
   app.decorate('leases', { acquireLock: store.acquireLock, renewLock: store.renewLock, releaseLock: store.releaseLock } satisfies Leases)
   app.decorate('redis', { getter: () => redis })
   app.decorate('sessionChanges', {

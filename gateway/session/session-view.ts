@@ -18,7 +18,8 @@ export function viewOf (session: StoredSession): SessionView {
     createdAt: new Date(session.meta.createdAt).toISOString(),
     lastSeenAt: new Date(session.lastSeenAt).toISOString(),
     ip: session.meta.ip,
-    userAgent: session.meta.userAgent,
+    // A native app names its device; that says more to its user than the app's HTTP client.
+    userAgent: session.meta.deviceName ?? session.meta.userAgent,
   }
 }
 

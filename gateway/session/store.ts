@@ -18,6 +18,13 @@ export interface SessionMeta {
   userAgent: string
   /** The user's revocation epoch when the session was created; a later epoch ends it. */
   epoch?: number
+  /**
+   * A native app's session: the RFC 7638 thumbprint of the app's key. Such a session is only ever
+   * accepted from `Authorization: Session …` with a DPoP proof by that key, never from a cookie.
+   */
+  dpopJkt?: string
+  /** The name a native app gave its device, shown in device lists in place of the User-Agent. */
+  deviceName?: string
 }
 
 /** Why a session was ended by someone other than its own browser. */
@@ -81,6 +88,15 @@ export interface LoginStates {
   takeLoginState (state: string): Promise<string | undefined>
 }
 
+/**
+ * Native sign-ins between /bff/callback and POST /bff/native/session (RFC 8252 handoff), readable
+ * once. Keyed by a hash of the handoff code; the value is sealed by the caller.
+ */
+export interface Handoffs {
+  saveHandoff (id: string, value: string, ttlMs: number): Promise<void>
+  takeHandoff (id: string): Promise<string | undefined>
+}
+
 /** Replay protection shared by every instance: JWT ids, once-only jobs. */
 export interface ReplayClaims {
   /** True the first time `key` (from `keys.ts`) is claimed within its TTL. */
@@ -107,4 +123,4 @@ export interface StoreHealth {
  * A whole store implementation (memory or Redis). Only the session layer holds one; every
  * other part of the gateway is handed the one role it needs.
  */
-export interface SessionStore extends SessionRecords, UserSessionIndex, LoginStates, ReplayClaims, Leases, StoreHealth {}
+export interface SessionStore extends SessionRecords, UserSessionIndex, LoginStates, Handoffs, ReplayClaims, Leases, StoreHealth {}

@@ -241,6 +241,26 @@ describe.each(subjects)('session store contract: $name', (subject) => {
     })
   })
 
+  describe('native handoffs', () => {
+    it('are read once', async () => {
+      await store.saveHandoff('h1', 'payload', 60_000)
+      expect(await store.takeHandoff('h1')).toBe('payload')
+      expect(await store.takeHandoff('h1')).toBeUndefined()
+    })
+
+    it('expire', async () => {
+      await store.saveHandoff('h2', 'payload', 100)
+      await until(async () => (await store.takeHandoff('h2')) === undefined)
+    })
+
+    it('are kept apart from login states of the same name', async () => {
+      await store.saveLoginState('same', 'login', 60_000)
+      await store.saveHandoff('same', 'handoff', 60_000)
+      expect(await store.takeHandoff('same')).toBe('handoff')
+      expect(await store.takeLoginState('same')).toBe('login')
+    })
+  })
+
   describe('claimOnce', () => {
     it('is true only the first time within the TTL', async () => {
       expect(await store.claimOnce('jti-1', 60_000)).toBe(true)

@@ -85,6 +85,10 @@ describe('configuration', () => {
     ['REDIS_URL', 'http://redis', 'REDIS_URL: must be a redis:// or rediss:// URL'],
     ['SESSION_COOKIE_NAME', '__Host-x', undefined],
     ['ROUTES_FILE', '/nonexistent/routes.json', 'ROUTES_FILE'],
+    ['NATIVE_REDIRECT_URIS', 'com.example.app:/done,http://app.example.com/done', 'NATIVE_REDIRECT_URIS: "http://app.example.com/done" is not a custom-scheme URI or https URL without a fragment'],
+    ['NATIVE_REDIRECT_URIS', 'javascript:alert(1)', 'NATIVE_REDIRECT_URIS: "javascript:alert(1)" is not'],
+    ['NATIVE_REDIRECT_URIS', 'https://app.example.com/done#x', 'NATIVE_REDIRECT_URIS: "https://app.example.com/done#x" is not'],
+    ['NATIVE_REDIRECT_URIS', 'not a uri', 'NATIVE_REDIRECT_URIS: "not a uri" is not'],
   ])('refuses %s=%s with a clear line', async (name, value, expected) => {
     const problems = await problemsOf({ ...valid, [name]: value })
     if (expected === undefined) {
@@ -92,6 +96,12 @@ describe('configuration', () => {
     } else {
       expect(problems.some(p => p.startsWith(expected))).toBe(true)
     }
+  })
+
+  it('reads NATIVE_REDIRECT_URIS as written, comma-separated; none by default', () => {
+    expect(loadConfig(valid).nativeRedirectUris).toEqual([])
+    expect(loadConfig({ ...valid, NATIVE_REDIRECT_URIS: ' com.example.app:/oauth2redirect , https://app.example.com/native/done' }).nativeRedirectUris)
+      .toEqual(['com.example.app:/oauth2redirect', 'https://app.example.com/native/done'])
   })
 
   it('refuses a __Host- cookie on a plain-http public URL', async () => {

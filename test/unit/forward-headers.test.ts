@@ -87,6 +87,7 @@ describe('the browser\'s request headers as the upstream gets them', () => {
       expect: '100-continue',
       cookie: 'bff=secret',
       authorization: 'Bearer forged',
+      dpop: 'native-app-proof',
       'x-csrf-token': 'csrf',
       'x-forwarded-for': '6.6.6.6',
       'x-forwarded-user': 'admin',
