@@ -33,9 +33,9 @@ export interface ShutdownOptions {
 
 export async function shutDownGracefully (gateway: Stoppable, { delayMs, log }: ShutdownOptions): Promise<void> {
   gateway.drain()
-  log.info({ delayMs }, 'draining: readiness fails; the listener closes after the delay')
+  log.info({ shutdown: 'draining', delayMs }, 'draining: readiness fails; the listener closes after the delay')
   await new Promise(resolve => setTimeout(resolve, delayMs))
-  log.info({}, 'closing the listener: requests in flight finish, then Redis is closed')
+  log.info({ shutdown: 'closing' }, 'closing the listener: requests in flight finish, then Redis is closed')
   await gateway.close()
-  log.info({}, 'closed')
+  log.info({ shutdown: 'closed' }, 'closed')
 }

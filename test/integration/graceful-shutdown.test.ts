@@ -37,12 +37,15 @@ function get (agent: Agent, path: string): Promise<Answer> {
   const { port } = new URL(stack.publicUrl)
   return new Promise((resolve, reject) => {
     const request = httpRequest({ host: '127.0.0.1', port: Number(port), path, agent, headers: { cookie: alice.cookie } }, (response: IncomingMessage) => {
+      // Taken now: once the answer has ended, a keep-alive agent detaches the socket from it.
+      const socket = response.socket
+      const socketClosed = new Promise(resolve => socket.once('close', resolve))
       response.resume()
       response.once('end', () => resolve({
         status: response.statusCode ?? 0,
         connection: response.headers.connection,
         reusedSocket: request.reusedSocket,
-        socketClosed: response.socket.closed ? Promise.resolve() : once(response.socket, 'close'),
+        socketClosed,
       }))
     })
     request.once('error', reject)
