@@ -11,7 +11,7 @@ import { buildApp } from './app.js'
 import { shutDownGracefully } from './edge/shutdown.js'
 
 // close-with-grace would take over every signal it knows; these keep Node's meaning (SIGHUP is meant
-// for a route policy reload, not a stop) and `beforeExit` never comes to a process with listeners.
+// for a route policy reload, not a stop), and an event loop running empty (`beforeExit`) is no reason to drain.
 const NOT_A_SHUTDOWN: closeWithGrace.AllEvents[] = [
   'SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'beforeExit',
 ]
