@@ -15,6 +15,7 @@ import { installErrorHandlers } from './edge/http-errors.js'
 import { refuseAmbiguousHost } from './edge/protocol-errors.js'
 import type { LogStream } from './observability/logging.js'
 import gracefulClose from './edge/graceful-close.js'
+import loadShedding from './edge/load-shedding.js'
 import observability from './observability/observability-plugin.js'
 import oidcPlugin from './auth/oidc-plugin.js'
 import sessionStore from './session/session-store-plugin.js'
@@ -52,6 +53,9 @@ export interface Gateway {
   admin: FastifyInstance
   /** Starts both listeners; resolves with their addresses. */
   listen (): Promise<{ public: string, admin: string }>
+  /** First step of a graceful shutdown (edge/shutdown.ts): `/readyz` answers 503, every answer closes its connection, the listeners keep accepting. */
+  drain (): void
+  /** Stops accepting at once, lets requests in flight finish, closes open WebSockets (1001) and every resource. */
   close (): Promise<void>
 }
 
@@ -72,11 +76,12 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   })
   await app.register(tokenPlugin, { config, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
 
-  // What every request meets, in order. First: every answer carries the security headers, and every
+  // What every request meets, in order. First: every answer carries the security headers; every
   // hook after the cookie parser (which later onSend hooks rely on) sees exactly one Host and one
-  // canonical path.
+  // canonical path, and an overloaded gateway refuses work before it does any of its own.
   await app.register(securityHeaders, { publicUrl: config.publicUrl })
   await app.register(cookie)
+  await app.register(loadShedding, { maxEventLoopDelayMs: config.maxEventLoopDelayMs })
   app.addHook('onRequest', refuseAmbiguousHost)
   await app.register(canonicalPath)
   await app.register(sessionPlugin, {
@@ -128,6 +133,9 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
       const publicAddress = await app.listen({ host: config.host, port: config.port })
       const adminAddress = await admin.listen({ host: config.adminHost, port: config.adminPort })
       return { public: publicAddress, admin: adminAddress }
+    },
+    drain () {
+      app.drain.start()
     },
     async close () {
       await app.close()

@@ -193,6 +193,9 @@ const variablesSchema = z.object({
   PROXY_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
   STATIC_DIR: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SHUTDOWN_DELAY: z.coerce.number().int().min(0).default(5),
+  SHUTDOWN_TIMEOUT: seconds.default(25),
+  MAX_EVENT_LOOP_DELAY: z.coerce.number().int().min(0).default(500),
 })
 
 /** Names of every variable the gateway reads; tests compare docker-compose and the README against it. */
@@ -303,6 +306,14 @@ const configSchema = variablesSchema.transform((e, ctx) => {
     /** Largest request body forwarded to an upstream, in bytes. */
     proxyBodyLimit: e.PROXY_BODY_LIMIT,
     logLevel: e.LOG_LEVEL,
+    shutdown: {
+      /** Seconds between SIGTERM (readiness fails at once) and closing the public listener, for load balancers to notice. */
+      delaySeconds: e.SHUTDOWN_DELAY,
+      /** Seconds requests in flight get to finish once the listener is closed; past it the process exits non-zero. */
+      timeoutSeconds: e.SHUTDOWN_TIMEOUT,
+    },
+    /** Mean event-loop delay (ms) over a second above which the public listener sheds requests with 503; 0: never. */
+    maxEventLoopDelayMs: e.MAX_EVENT_LOOP_DELAY,
     /** A directory of static files (the SPA) served at `/`, same origin as the BFF endpoints. */
     staticDir: e.STATIC_DIR,
   }

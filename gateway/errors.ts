@@ -40,6 +40,7 @@ export const Internal = create('INTERNAL', 'Internal error', 500)
 export const BadGateway = create('BAD_GATEWAY', 'The upstream API could not be reached', 502)
 export const IdpUnavailable = create('IDP_UNAVAILABLE', 'The identity provider could not be reached', 502)
 export const SessionStoreUnavailable = create('SESSION_STORE_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503)
+export const Overloaded = create('OVERLOADED', 'The gateway is overloaded; try again shortly', 503)
 export const GatewayTimeout = create('GATEWAY_TIMEOUT', 'The upstream API did not answer in time', 504)
 
 export interface ErrorBody {

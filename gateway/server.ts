@@ -1,11 +1,20 @@
 /**
  * Process edge: environment → config → route policy → gateway → listeners;
- * signals and a graceful close. The only file that reads `process.env`.
+ * signals, fatal errors and a graceful shutdown (close-with-grace). The only
+ * file that reads `process.env`.
  */
+import closeWithGrace from 'close-with-grace'
 import { applyRuntimeFlags } from './runtime-flags.js'
 import { ConfigError, loadConfig } from './config.js'
 import { loadRoutePolicy } from './proxy/route-policy.js'
 import { buildApp } from './app.js'
+import { shutDownGracefully } from './edge/shutdown.js'
+
+// close-with-grace would take over every signal it knows; these keep Node's meaning (SIGHUP is meant
+// for a route policy reload, not a stop), and an event loop running empty (`beforeExit`) is no reason to drain.
+const NOT_A_SHUTDOWN: closeWithGrace.AllEvents[] = [
+  'SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'beforeExit',
+]
 
 async function main (): Promise<void> {
   applyRuntimeFlags()
@@ -28,21 +37,21 @@ async function main (): Promise<void> {
   process.stdout.write(`bff-gateway admin listener on ${addresses.admin}\n`)
   process.stdout.write(`bff-gateway session store: ${store}\n`)
 
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
-    gateway.app.log.info({ signal }, 'shutting down: draining in-flight requests')
-    // Fastify stops accepting, lets in-flight requests finish, then we close Redis.
-    const deadline = setTimeout(() => process.exit(1), 25_000)
-    deadline.unref()
-    gateway.close().then(() => process.exit(0), (error: unknown) => {
-      gateway.app.log.error({ err: error }, 'error during shutdown')
-      process.exit(1)
-    })
-  }
-  process.on('SIGTERM', () => shutdown('SIGTERM'))
-  process.on('SIGINT', () => shutdown('SIGINT'))
+  // SIGTERM, SIGINT, an uncaught exception or an unhandled rejection: logged, then the graceful
+  // shutdown; exit 0 after a signal, 1 after an error, 1 at once on a second signal or error, and 1
+  // if requests in flight are still not done SHUTDOWN_TIMEOUT after the listener closed.
+  const log = gateway.app.log
+  const { delaySeconds, timeoutSeconds } = config.shutdown
+  closeWithGrace({
+    delay: (delaySeconds + timeoutSeconds) * 1000,
+    logger: log,
+    skip: NOT_A_SHUTDOWN,
+    onTimeout: () => log.error({ timeoutSeconds }, 'shutdown timed out: requests still in flight are cut off'),
+  }, async ({ signal, err }) => {
+    if (err) log.fatal({ err }, 'fatal error: shutting down')
+    else log.info({ signal }, 'shutting down')
+    await shutDownGracefully(gateway, { delayMs: delaySeconds * 1000, log })
+  })
 }
 
 main().catch((error: unknown) => {

@@ -11,16 +11,18 @@ import { createAdminTokenCheck } from './admin-auth.js'
 /** The operator listener is a server of its own; it works on the public gateway's resources. */
 export interface AdminRoutesOptions {
   adminToken: string
-  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'oidc'>
+  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'oidc' | 'drain'>
 }
 
 export default async function adminRoutes (app: FastifyInstance, options: AdminRoutesOptions) {
-  const { metrics, oidc, sessions, revocation } = options.gateway
+  const { metrics, oidc, sessions, revocation, drain } = options.gateway
   const authorised = createAdminTokenCheck(options.adminToken)
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', { logLevel: 'warn' }, async (request, reply) => {
+    // A stopping gateway: load balancers must send it nothing more, whatever its dependencies say.
+    if (drain.started) return reply.code(503).send({ status: 'draining' })
     const [storeCheck, idpCheck] = await Promise.allSettled([sessions.ping(), oidc.ready()])
     const checks = {
       sessionStore: storeCheck.status === 'fulfilled' ? 'ok' : 'unavailable',

@@ -3,7 +3,7 @@
  * 5xx callers see only the code; the whole error (with its cause) goes to the log.
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { NotFound, publicCode, type ErrorBody } from '../errors.js'
+import { NotFound, Overloaded, publicCode, type ErrorBody } from '../errors.js'
 
 function bodyFor (error: FastifyError): { status: number, body: ErrorBody } {
   const code = publicCode(error.code)
@@ -19,7 +19,9 @@ function bodyFor (error: FastifyError): { status: number, body: ErrorBody } {
 export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body } = bodyFor(error)
-    if (status >= 500) request.log.error({ err: error }, `request failed: ${body.error}`)
+    // Shed load (edge/load-shedding.ts) is no failure to investigate, and a stack per refusal is work an overloaded gateway cannot spare.
+    if (error instanceof Overloaded) request.log.warn({ code: body.error }, 'request shed: overloaded')
+    else if (status >= 500) request.log.error({ err: error }, `request failed: ${body.error}`)
     else request.log.info({ code: body.error }, `request refused: ${body.error}`)
     return reply.code(status).header('cache-control', 'no-store').send(body)
   })

@@ -9,6 +9,11 @@
  * case (the channel is optional, and its messages can be lost), the session is
  * read again from the store, and its sockets are destroyed if it is over. A
  * store that cannot answer leaves sockets as they are: the next sweep decides.
+ *
+ * When the gateway closes, every open WebSocket is closed with 1001 (going
+ * away), which tells the browser to reconnect (to another instance) rather
+ * than report an error; one whose peer does not complete the close handshake
+ * within `closeGraceMs` is destroyed, so it cannot hold the shutdown up.
  */
 import type { Socket } from 'node:net'
 import type { ActiveSession } from '../session/sessions.js'
@@ -21,6 +26,7 @@ export interface OpenSockets {
   announce (invalidation: Invalidation): void
   /** Sockets remembered. */
   readonly size: number
+  /** Stops re-checking, and closes every remembered WebSocket with 1001 (going away). */
   close (): void
 }
 
@@ -30,9 +36,29 @@ export interface OpenSocketsOptions {
   sweepMs: number
   onEnded?: (session: ActiveSession) => void
   onCheckFailed?: (error: unknown) => void
+  /** How long a WebSocket closed by `close()` may take over its close handshake before it is destroyed; default 2000 ms. */
+  closeGraceMs?: number
 }
 
 interface Tracked { session: ActiveSession, sockets: Set<Socket> }
+
+const GOING_AWAY = 1001
+
+interface ClosableWebSocket { close (code: number, reason: string): void }
+
+/**
+ * The `ws` WebSocket speaking on an upgraded socket. @fastify/http-proxy keeps its WebSocket
+ * objects to itself, and on its own close sends a close frame without a code (the browser sees
+ * 1005); ws marks the socket with its WebSocket under `Symbol('websocket')`, the one way from here.
+ */
+function webSocketOn (socket: Socket): ClosableWebSocket | undefined {
+  for (const key of Object.getOwnPropertySymbols(socket)) {
+    if (key.description !== 'websocket') continue
+    const candidate = (socket as unknown as Record<symbol, unknown>)[key]
+    if (typeof (candidate as Partial<ClosableWebSocket> | undefined)?.close === 'function') return candidate as ClosableWebSocket
+  }
+  return undefined
+}
 
 export function createOpenSockets (options: OpenSocketsOptions): OpenSockets {
   // By session handle: a message names one session, and most messages name none with a socket here.
@@ -100,6 +126,15 @@ export function createOpenSockets (options: OpenSocketsOptions): OpenSockets {
     },
     close () {
       clearInterval(sweep)
+      const closing = [...bySession.values()].flatMap(tracked => [...tracked.sockets])
+      for (const socket of closing) {
+        const webSocket = webSocketOn(socket)
+        if (webSocket) webSocket.close(GOING_AWAY, 'The gateway is shutting down')
+        else socket.destroy()
+      }
+      if (closing.length === 0) return
+      const overdue = setTimeout(() => { for (const socket of closing) socket.destroy() }, options.closeGraceMs ?? 2000)
+      overdue.unref()
     },
   }
 }

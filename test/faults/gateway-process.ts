@@ -25,6 +25,10 @@ export interface GatewayProcessOptions {
   env?: Record<string, string>
   /** Shift the process' clock (Date) by this much; 0 leaves it alone. */
   clockOffsetMs?: number
+  /** The admin listener's port (a load balancer checks readiness there); default: a free one. */
+  adminPort?: number
+  /** Modules the process loads before the gateway (`node --import`), e.g. test/faults/fatal-on-signal.ts. */
+  imports?: string[]
 }
 
 export interface GatewayProcess {
@@ -35,8 +39,12 @@ export interface GatewayProcess {
   rss (): Promise<number>
   /** The last lines the process wrote, for failure messages. */
   output (): string
-  /** SIGTERM (a graceful close); resolves with the exit code. */
+  /** SIGTERM (a graceful shutdown); resolves with the exit code. */
   stop (): Promise<number | null>
+  /** Sends `signal` and returns at once. */
+  signal (signal: NodeJS.Signals): void
+  /** Resolves with the exit code, and when the process exited (Date.now()). */
+  readonly exited: Promise<{ code: number | null, at: number }>
 }
 
 const running = new Set<ChildProcess>()
@@ -46,7 +54,7 @@ export async function startGatewayProcess (options: GatewayProcessOptions): Prom
   const dir = await mkdtemp(join(tmpdir(), 'bff-gateway-process-'))
   const routesFile = join(dir, 'routes.json')
   await writeFile(routesFile, JSON.stringify(options.policy))
-  const adminPort = await freePort()
+  const adminPort = options.adminPort ?? await freePort()
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     PUBLIC_URL: options.publicUrl,
@@ -63,9 +71,12 @@ export async function startGatewayProcess (options: GatewayProcessOptions): Prom
     ROUTES_FILE: routesFile,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     LOGIN_RATE_LIMIT: '100000',
+    // No load balancer waits to take it out of rotation, unless a test puts one there (and sets its own).
+    SHUTDOWN_DELAY: '0',
     ...options.env,
   }
-  const imports = ['--import', 'tsx', ...(options.clockOffsetMs ? ['--import', SHIFTED_CLOCK] : [])]
+  const preloads = [...(options.clockOffsetMs ? [SHIFTED_CLOCK] : []), ...(options.imports ?? [])]
+  const imports = ['--import', 'tsx', ...preloads.flatMap(module => ['--import', module])]
   const child = spawn(process.execPath, [...imports, 'gateway/server.ts'], {
     cwd: ROOT,
     env: { ...env, ...(options.clockOffsetMs ? { CLOCK_OFFSET_MS: String(options.clockOffsetMs) } : {}) },
@@ -76,9 +87,11 @@ export async function startGatewayProcess (options: GatewayProcessOptions): Prom
   const keep = (chunk: Buffer) => { output = (output + chunk.toString('utf8')).slice(-8192) }
   child.stdout!.on('data', keep)
   child.stderr!.on('data', keep)
-  const exited = once(child, 'exit').then(([code]) => {
+  const exited = once(child, 'exit').then(async ([code]) => {
     running.delete(child)
-    return code as number | null
+    const at = Date.now()
+    await rm(dir, { recursive: true, force: true })
+    return { code: code as number | null, at }
   })
 
   const url = `http://127.0.0.1:${options.port}`
@@ -104,9 +117,11 @@ export async function startGatewayProcess (options: GatewayProcessOptions): Prom
     output: () => output,
     async stop () {
       if (child.exitCode === null) child.kill('SIGTERM')
-      const code = await exited
-      await rm(dir, { recursive: true, force: true })
-      return code
+      return (await exited).code
     },
+    signal (signal) {
+      child.kill(signal)
+    },
+    exited,
   }
 }

@@ -1,95 +1,182 @@
 /**
- * Rolling restart under load: instance 0 of two is closed (as on SIGTERM) while
- * a steady stream alternates between both, then started again. A minimal load
- * balancer in front opens one connection per request and, like nginx's
- * `proxy_next_upstream error`, sends a GET to the other instance when its
- * connection was refused, or reset before any answer (a connection still in
- * the kernel's accept queue, or accepted but not yet read, when the listener
- * closes: the request was never processed, but only an idempotent one may be
- * sent again on that guess, RFC 9112 §9.3.1).
+ * Restarts under load.
+ *
+ * Behind HAProxy (the issue's acceptance): two gateway processes, each
+ * restarted in turn with SIGTERM and started again, while a steady load of
+ * signed-in API requests goes through the balancer. The shutdown sequence
+ * (readiness fails, the listener serves on for SHUTDOWN_DELAY, then closes)
+ * lets the balancer take the instance out of rotation before it stops
+ * accepting: not one request fails, and the balancer never has to retry.
+ *
+ * An immediate close (`gateway.close()`, no delay) of an in-process instance:
+ * a minimal load balancer in front opens one connection per request and, like
+ * nginx's `proxy_next_upstream error`, sends a GET to the other instance when
+ * its connection was refused, or reset before any answer (a connection still
+ * in the kernel's accept queue, or accepted but not yet read, when the
+ * listener closes: the request was never processed, but only an idempotent
+ * one may be sent again on that guess, RFC 9112 §9.3.1). The requests in
+ * flight on the closing instance are drained.
  */
 import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import { TAG_HEADER, until } from './traffic.js'
+import { freePort } from '../helpers/free-port.js'
+import { startProcessStack, type ProcessStack } from './process-stack.js'
+import { startLoadBalancer, type LoadBalancer } from './haproxy.js'
+import { arrivedAt, send, steadyLoad, tally, TAG_HEADER, until } from './traffic.js'
 
-const SLOW_MS = 800
+describe('rolling restart of gateway processes behind HAProxy', () => {
+  const SHUTDOWN_DELAY_S = 3
+  const CHECK_INTERVAL_MS = 250
+  /** Bounds of the load: at most this many requests, each loop pausing between its requests. */
+  const MAX_REQUESTS = 20_000
+  const PAUSE_MS = 5
+  const names = ['gateway-0', 'gateway-1']
 
-interface Routed {
-  tag: string
-  path: string
-  /** The instance that answered (or last tried). */
-  instance: number
-  /** Instances tried first whose connection was refused or reset unanswered. */
-  failedOver: Array<{ instance: number, error: string }>
-  startedAt: number
-  endedAt: number
-  status: number
-  networkError?: string
-}
-
-let stack: Stack
-let user: SignedInUser
-beforeAll(async () => {
-  stack = await startStack({ instances: 2 })
-  user = await signIn(stack.publicUrl)
-})
-afterAll(async () => { await stack?.close() })
-
-let sequence = 0
-/** Tag → the instance a request is being sent to right now. */
-const attempting = new Map<string, number>()
-
-/** One request on a fresh connection to one instance; 0 and the error code when no answer came. */
-function attempt (instance: number, path: string, tag: string): Promise<{ status: number, error?: string }> {
-  const { port } = new URL(stack.gateways[instance]!.url)
-  return new Promise(resolve => {
-    const request = httpRequest({
-      host: '127.0.0.1',
-      port: Number(port),
-      path,
-      agent: false,
-      headers: { cookie: user.cookie, [TAG_HEADER]: tag },
-      timeout: 10_000,
-    }, response => {
-      response.resume()
-      response.once('end', () => resolve({ status: response.statusCode ?? 0 }))
-      response.once('error', (error: NodeJS.ErrnoException) => resolve({ status: 0, error: error.code ?? error.message }))
+  let stack: ProcessStack
+  let balancer: LoadBalancer
+  let user: SignedInUser
+  beforeAll(async () => {
+    const port = await freePort()
+    stack = await startProcessStack({
+      instances: 2,
+      publicUrl: `http://127.0.0.1:${port}`,
+      gatewayEnv: { SHUTDOWN_DELAY: String(SHUTDOWN_DELAY_S), SHUTDOWN_TIMEOUT: '10' },
     })
-    request.once('timeout', () => request.destroy(new Error('client timeout')))
-    request.once('error', (error: NodeJS.ErrnoException) => resolve({ status: 0, error: error.code ?? error.message }))
-    request.end()
+    balancer = await startLoadBalancer({
+      port,
+      checkIntervalMs: CHECK_INTERVAL_MS,
+      servers: stack.gateways.map((gateway, index) => ({ name: names[index]!, port: Number(new URL(gateway.url).port), adminPort: stack.adminPorts[index]! })),
+    })
+    await balancer.waitUntilUp(names)
+    user = await signIn(balancer.url)
   })
-}
+  afterAll(async () => {
+    await balancer?.close()
+    await stack?.close()
+  })
 
-const FAIL_OVER = new Set(['ECONNREFUSED', 'ECONNRESET'])
+  it('loses no request while each instance is restarted in turn with SIGTERM, and the balancer never retries', async () => {
+    const startedAt = Date.now()
+    const load = steadyLoad(async (i) => {
+      const outcome = await send(`${balancer.url}${i % 4 === 0 ? '/api/slow?ms=300' : '/api/orders'}`, { headers: { cookie: user.cookie }, timeoutMs: 10_000 })
+      await new Promise(resolve => setTimeout(resolve, PAUSE_MS))
+      return outcome
+    }, 8)
+    const restarts: string[] = []
+    try {
+      expect(await until(() => load.outcomes.length >= 100, 10_000)).toBe(true)
+      for (const [index, name] of names.entries()) {
+        const signalledAt = Date.now()
+        const exitCode = await stack.gateways[index]!.stop()
+        const exitedAt = Date.now()
+        expect(exitCode).toBe(0)
+        await stack.startGateway(index)
+        await balancer.waitUntilUp([name])
+        // Back in rotation: it serves again.
+        const sentBefore = (await balancer.servers()).find(s => s.name === name)!.sent
+        expect(await until(async () => (await balancer.servers()).find(s => s.name === name)!.sent >= sentBefore + 20, 10_000, 50)).toBe(true)
+        restarts.push(`${name}: exited ${exitedAt - signalledAt} ms after SIGTERM, back in rotation ${Date.now() - exitedAt} ms later`)
+        expect(load.outcomes.length).toBeLessThan(MAX_REQUESTS)
+      }
+    } finally {
+      await load.stop()
+    }
 
-/** Round robin over the two instances; a GET whose fresh connection failed unanswered goes to the other one. */
-async function balanced (path: string): Promise<Routed> {
-  const tag = `lb-${++sequence}`
-  const first = sequence % 2
-  const startedAt = Date.now()
-  const failedOver: Routed['failedOver'] = []
-  let last: Routed | undefined
-  for (const instance of [first, 1 - first]) {
-    attempting.set(tag, instance)
-    const result = await attempt(instance, path, tag)
-    attempting.delete(tag)
-    last = { tag, path, instance, failedOver, startedAt, endedAt: Date.now(), status: result.status, ...(result.error ? { networkError: result.error } : {}) }
-    if (result.status !== 0 || !FAIL_OVER.has(result.error ?? '')) break
-    failedOver.push({ instance, error: result.error! })
+    const outcomes = load.outcomes
+    expect(tally(outcomes)).toEqual({ 200: outcomes.length })
+    expect(outcomes.length).toBeGreaterThanOrEqual(500)
+    // Each request reached the upstream exactly once.
+    expect(arrivedAt(stack.api, outcomes).length).toBe(outcomes.length)
+    const tags = stack.api.received.map(r => r.headers[TAG_HEADER])
+    expect(tags.length).toBe(new Set(tags).size)
+    // The balancer saw no failed connection or answer, and had nothing to retry or send elsewhere.
+    const servers = await balancer.servers()
+    for (const server of servers) {
+      expect(server, server.name).toMatchObject({ connectionErrors: 0, responseErrors: 0, retries: 0, redispatches: 0, http5xx: 0 })
+    }
+    console.info(`[faults] rolling restart behind HAProxy: ${outcomes.length} requests in ${Date.now() - startedAt} ms, all 200; ` +
+      `${restarts.join('; ')}; sent per instance: ${servers.map(s => `${s.name} ${s.sent}`).join(', ')}`)
+  })
+})
+
+describe('immediate close of an in-process instance under load', () => {
+  const SLOW_MS = 800
+
+  interface Routed {
+    tag: string
+    path: string
+    /** The instance that answered (or last tried). */
+    instance: number
+    /** Instances tried first whose connection was refused or reset unanswered. */
+    failedOver: Array<{ instance: number, error: string }>
+    startedAt: number
+    endedAt: number
+    status: number
+    networkError?: string
   }
-  return last!
-}
 
-function tallyFailOver (outcomes: readonly Routed[]): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const { error } of outcomes.flatMap(o => o.failedOver)) counts[error] = (counts[error] ?? 0) + 1
-  return counts
-}
+  let stack: Stack
+  let user: SignedInUser
+  beforeAll(async () => {
+    stack = await startStack({ instances: 2 })
+    user = await signIn(stack.publicUrl)
+  })
+  afterAll(async () => { await stack?.close() })
 
-describe('gateway restart under load', () => {
+  let sequence = 0
+  /** Tag → the instance a request is being sent to right now. */
+  const attempting = new Map<string, number>()
+
+  /** One request on a fresh connection to one instance; 0 and the error code when no answer came. */
+  function attempt (instance: number, path: string, tag: string): Promise<{ status: number, error?: string }> {
+    const { port } = new URL(stack.gateways[instance]!.url)
+    return new Promise(resolve => {
+      const request = httpRequest({
+        host: '127.0.0.1',
+        port: Number(port),
+        path,
+        agent: false,
+        headers: { cookie: user.cookie, [TAG_HEADER]: tag },
+        timeout: 10_000,
+      }, response => {
+        response.resume()
+        response.once('end', () => resolve({ status: response.statusCode ?? 0 }))
+        response.once('error', (error: NodeJS.ErrnoException) => resolve({ status: 0, error: error.code ?? error.message }))
+      })
+      request.once('timeout', () => request.destroy(new Error('client timeout')))
+      request.once('error', (error: NodeJS.ErrnoException) => resolve({ status: 0, error: error.code ?? error.message }))
+      request.end()
+    })
+  }
+
+  const FAIL_OVER = new Set(['ECONNREFUSED', 'ECONNRESET'])
+
+  /** Round robin over the two instances; a GET whose fresh connection failed unanswered goes to the other one. */
+  async function balanced (path: string): Promise<Routed> {
+    const tag = `lb-${++sequence}`
+    const first = sequence % 2
+    const startedAt = Date.now()
+    const failedOver: Routed['failedOver'] = []
+    let last: Routed | undefined
+    for (const instance of [first, 1 - first]) {
+      attempting.set(tag, instance)
+      const result = await attempt(instance, path, tag)
+      attempting.delete(tag)
+      last = { tag, path, instance, failedOver, startedAt, endedAt: Date.now(), status: result.status, ...(result.error ? { networkError: result.error } : {}) }
+      if (result.status !== 0 || !FAIL_OVER.has(result.error ?? '')) break
+      failedOver.push({ instance, error: result.error! })
+    }
+    return last!
+  }
+
+  function tallyFailOver (outcomes: readonly Routed[]): Record<string, number> {
+    const counts: Record<string, number> = {}
+    for (const { error } of outcomes.flatMap(o => o.failedOver)) counts[error] = (counts[error] ?? 0) + 1
+    return counts
+  }
+
   it('drains requests in flight on the closing instance, sends new ones to the other without a single error, and the sessions survive the restart', async () => {
     const outcomes: Routed[] = []
     const load = { running: true }

@@ -46,6 +46,8 @@ describe('configuration', () => {
       sessionBinding: 'off',
       trustProxy: false,
       redirectUri: 'https://app.example.com/bff/callback',
+      shutdown: { delaySeconds: 5, timeoutSeconds: 25 },
+      maxEventLoopDelayMs: 500,
     })
     expect(config.oidc.scopes).toBe('openid profile email offline_access')
   })
@@ -107,6 +109,15 @@ describe('configuration', () => {
   it('refuses a __Host- cookie on a plain-http public URL', async () => {
     const problems = await problemsOf({ ...valid, PUBLIC_URL: 'http://10.0.0.5:3000', SESSION_COOKIE_NAME: '__Host-bff' })
     expect(problems).toContain('SESSION_COOKIE_NAME: a __Host- cookie needs PUBLIC_URL to be https: or http://localhost')
+  })
+
+  it('reads the shutdown delay and timeout (seconds) and the load-shedding threshold (ms; 0 turns it off)', async () => {
+    expect(loadConfig({ ...valid, SHUTDOWN_DELAY: '0', SHUTDOWN_TIMEOUT: '60', MAX_EVENT_LOOP_DELAY: '0' })).toMatchObject({
+      shutdown: { delaySeconds: 0, timeoutSeconds: 60 },
+      maxEventLoopDelayMs: 0,
+    })
+    const problems = await problemsOf({ ...valid, SHUTDOWN_DELAY: '-1', SHUTDOWN_TIMEOUT: '0', MAX_EVENT_LOOP_DELAY: '1.5' })
+    expect(problems.map(problem => problem.split(':')[0])).toEqual(['SHUTDOWN_DELAY', 'SHUTDOWN_TIMEOUT', 'MAX_EVENT_LOOP_DELAY'])
   })
 
   it('lists every problem at once', async () => {

@@ -22,6 +22,7 @@ interface ComposeService {
   volumes?: string[]
   depends_on?: Record<string, { condition?: string }>
   healthcheck?: { test?: string[] | string }
+  stop_grace_period?: string
 }
 
 interface Compose { services: Record<string, ComposeService> }
@@ -160,6 +161,20 @@ describe('docker-compose.yml', () => {
       const test = [service.healthcheck?.test ?? []].flat().join(' ')
       expect(test, name).toContain('/readyz')
       expect(test, name).toContain('ADMIN_PORT')
+    }
+  })
+
+  it('lets a stopping gateway drain: the balancer watches each one\'s admin /readyz, and compose waits out the whole shutdown', async () => {
+    const lb = await loadBalancer()
+    expect(lb.config).toMatch(/^\s*http-check send meth GET uri \/readyz$/m)
+    expect(lb.config).toMatch(/^\s*http-check expect ! string draining$/m)
+    for (const [name, service] of await gatewayServices()) {
+      const env = envOf(service)
+      const server = new RegExp(`^\\s*server\\s+\\S+\\s+\\S+:${env.PORT}\\s+check port ${env.ADMIN_PORT}$`, 'm')
+      expect(lb.config, name).toMatch(server)
+      const { shutdown } = loadConfig({ ...env })
+      const grace = /^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1]
+      expect(Number(grace), name).toBeGreaterThan(shutdown.delaySeconds + shutdown.timeoutSeconds)
     }
   })
 })

@@ -5,8 +5,10 @@
  * loopback stand in for the upgraded connections.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net'
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
 import { createOpenSockets, type OpenSockets } from '../../gateway/proxy/open-sockets.js'
 import type { ActiveSession } from '../../gateway/session/sessions.js'
 
@@ -125,5 +127,69 @@ describe('open WebSockets and their sessions', () => {
     sockets.track(socket, session('a', 'alice'))
     socket.destroy()
     await vi.waitFor(() => expect(sockets.size).toBe(0))
+  })
+})
+
+/** A WebSocket accepted by a `ws` server: its server-side raw socket, and the peer's end as a bare TCP socket. */
+async function webSocketPair (): Promise<{ serverSide: Socket, peer: Socket }> {
+  const server = createHttpServer()
+  const webSockets = new WebSocketServer({ noServer: true })
+  const accepted = new Promise<Socket>(resolve => {
+    server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
+      webSockets.handleUpgrade(request, socket, head, () => resolve(socket))
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  servers.push(server)
+  const peer = connect((server.address() as { port: number }).port, '127.0.0.1')
+  peer.on('error', () => {})
+  peer.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  const serverSide = await accepted
+  await once(peer, 'data')
+  return { serverSide, peer }
+}
+
+describe('closing the registry (the gateway closes)', () => {
+  it('closes each WebSocket with 1001 (going away), and the peer completes the close', async () => {
+    const { sockets } = registry(new Set())
+    const server = createHttpServer()
+    const webSockets = new WebSocketServer({ server })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    servers.push(server)
+    webSockets.on('connection', (_ws, request) => sockets.track(request.socket as Socket, session('a', 'alice')))
+    const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`)
+    await once(client, 'open')
+    await vi.waitFor(() => expect(sockets.size).toBe(1))
+    sockets.close()
+    const [code] = await once(client, 'close') as [number]
+    expect(code).toBe(1001)
+    await vi.waitFor(() => expect(sockets.size).toBe(0))
+  })
+
+  it('destroys a WebSocket whose peer does not answer the close within the grace period', async () => {
+    const closeGraceMs = 100
+    const sockets = createOpenSockets({ sweepMs: 60_000, reload: async (s) => s, closeGraceMs })
+    registries.push(sockets)
+    const { serverSide, peer } = await webSocketPair()
+    sockets.track(serverSide, session('a', 'alice'))
+    const frames: Buffer[] = []
+    peer.on('data', (chunk: Buffer) => frames.push(chunk))
+    const closedAt = Date.now()
+    sockets.close()
+    await once(peer, 'close')
+    // A close frame (FIN, opcode 8) with code 1001; the peer never answered it, and the connection ended anyway.
+    const frame = Buffer.concat(frames)
+    expect(frame[0]).toBe(0x88)
+    expect(frame.readUInt16BE(2)).toBe(1001)
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(closeGraceMs - 10)
+  })
+
+  it('destroys a socket that carries no WebSocket', async () => {
+    const { sockets } = registry(new Set())
+    const socket = await serverSocket()
+    sockets.track(socket, session('a', 'alice'))
+    sockets.close()
+    expect(socket.destroyed).toBe(true)
   })
 })
