@@ -4,11 +4,15 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { InvalidReturnTo, InvalidState, LoginFailed, LoginResponseInvalid, Unauthenticated } from '../errors.js'
+import { AccountDisabled, IdpUnavailable, InvalidRequest, InvalidReturnTo, InvalidState, LoginFailed, LoginResponseInvalid, Unauthenticated } from '../errors.js'
 import { parseReturnTo } from './return-to.js'
 import { OidcRejectedError, OidcResponseInvalidError } from './oidc-client.js'
 import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin } from './login-state.js'
-import { profileClaims, rolesFrom } from './claims.js'
+import { authenticationOf, profileClaims, rolesFrom } from './claims.js'
+import { forcingReauthentication, parseLoginOptions } from './login-options.js'
+import { SILENT_LOGIN_ERRORS, withLoginError } from './silent-login.js'
+import { revokeRefreshToken } from './refresh-token-revocation.js'
+import { trustedAcr } from './step-up.js'
 
 export interface AuthRoutesOptions {
   publicUrl: string
@@ -32,18 +36,21 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     maxAge: LOGIN_STATE_TTL_SECONDS,
   }
 
-  app.get<{ Querystring: { returnTo?: string } }>('/bff/login', {
+  app.get<{ Querystring: Record<string, unknown> }>('/bff/login', {
     config: { crossSiteAllowed: true },
   }, async (request, reply) => {
     const returnTo = parseReturnTo(typeof request.query.returnTo === 'string' ? request.query.returnTo : undefined)
     if (!returnTo.ok) throw new InvalidReturnTo()
+    const loginOptions = parseLoginOptions(request.query)
+    if (!loginOptions.ok) throw new InvalidRequest(loginOptions.message)
     const binding = bindingFor(request.cookies[options.loginCookieName])
     const challenge = oidc.newLoginChallenge()
     // A browser whose session was revoked from elsewhere (lost device, operator, IdP logout) must
     // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
     const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
-    const url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
-    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path)
+    const params = revoked ? forcingReauthentication(loginOptions.params) : loginOptions.params
+    const url = await oidc.authorizationUrl(challenge, params)
+    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path, params.prompt === 'none')
     noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
     return reply.redirect(url.href, 302)
   })
@@ -61,6 +68,11 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     try {
       tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
     } catch (error) {
+      if (error instanceof OidcRejectedError && pending.silent && SILENT_LOGIN_ERRORS.has(error.oauthError)) {
+        // The IdP cannot sign the user in without showing something: the page decides what next.
+        audit('login_failed', { reason: error.oauthError, ip: request.ip })
+        return noStore(reply).redirect(withLoginError(pending.returnTo, error.oauthError), 302)
+      }
       if (error instanceof OidcRejectedError) {
         // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
         const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
@@ -77,13 +89,22 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     const claims = tokens.idTokenClaims ?? {}
     const sub = typeof claims.sub === 'string' ? claims.sub : undefined
     if (!sub) throw new LoginFailed()
+    const sid = typeof claims.sid === 'string' ? claims.sid : undefined
+
+    const refuseDisabled = async () => {
+      // Nobody will hold the tokens just issued: end their grant at the IdP too.
+      await revokeRefreshToken(oidc, tokens.refreshToken, request.log)
+      audit('login_failed', { reason: 'account_disabled', sub, ip: request.ip })
+      return new AccountDisabled()
+    }
+    if (await app.accounts.isDisabled(sub)) throw await refuseDisabled()
 
     // A new id at every login (fixation): whatever session this browser had ends here.
-    await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], reason: 'user' })
+    await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], replacedBy: { sub, ...(sid ? { sid } : {}) }, reason: 'user' })
 
     const { session, cookieValue, maxAgeSeconds } = await app.sessions.create({
       sub,
-      ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}),
+      ...(sid ? { sid } : {}),
       ip: request.ip,
       userAgent: request.headers['user-agent'] ?? '',
     }, {
@@ -93,7 +114,15 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       claims: profileClaims(claims),
       roles: rolesFrom(claims, options.rolesClaim),
+      ...authenticationOf(claims),
     })
+    // Disabled while this login was finishing: the disable may have looked for the user's sessions
+    // before this one was indexed, so it is ended here (revoking its tokens) instead.
+    if (await app.accounts.isDisabled(sub)) {
+      await app.revocation.revoke({ session, reason: 'account_disabled' })
+      audit('login_failed', { reason: 'account_disabled', sub, ip: request.ip })
+      throw new AccountDisabled()
+    }
     request.useSession(session)
     audit('login', { sub, session: session.handle, ip: request.ip })
     noStore(reply).setSessionCookie(cookieValue, maxAgeSeconds)
@@ -101,9 +130,20 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 
   app.get('/bff/user', async (request, reply) => {
-    const session = await request.loadSession()
+    let session = await request.loadSession()
     if (!session) throw new Unauthenticated()
-    const { claims, roles, csrfToken } = session.secrets
+    // The same freshness step as a proxied request's, so roles and claims shown are the newest
+    // (a refresh an operator asked for included), and a refused grant is 401 session_expired here
+    // too. An unreachable IdP is no reason to fail: nothing here needs the access token.
+    if (app.tokens.needsRefresh(session)) {
+      try {
+        session = await app.tokens.ensureFresh(session)
+        request.useSession(session)
+      } catch (error) {
+        if (!(error instanceof IdpUnavailable)) throw error
+      }
+    }
+    const { claims, roles, csrfToken, authTime } = session.secrets
     noStore(reply)
     return {
       sub: session.meta.sub,
@@ -114,6 +154,8 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       csrfToken,
       expiresAt: new Date(session.meta.absoluteExpiresAt).toISOString(),
       idleExpiresAt: new Date(session.idleExpiresAt).toISOString(),
+      acr: trustedAcr(session) ?? null,
+      authTime: authTime !== undefined ? new Date(authTime).toISOString() : null,
     }
   })
 
@@ -134,4 +176,4 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 }
 
-export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-csrf', 'bff-oidc', 'bff-observability'] })
+export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-tokens', 'bff-csrf', 'bff-oidc', 'bff-observability'] })

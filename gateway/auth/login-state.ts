@@ -16,11 +16,14 @@ export const LOGIN_STATE_TTL_SECONDS = 600
 interface StoredLogin extends LoginChallenge {
   binding: string
   returnTo: string
+  silent?: true
 }
 
 export interface PendingLogin {
   challenge: LoginChallenge
   returnTo: string
+  /** Started with `prompt=none`: the IdP's "cannot do that silently" goes back to `returnTo`. */
+  silent: boolean
 }
 
 const hash = (value: string) => createHash('sha256').update(value).digest('base64url')
@@ -31,8 +34,8 @@ export function bindingFor (cookieValue: string | undefined): string {
   return cookieValue && BINDING.test(cookieValue) ? cookieValue : randomBytes(32).toString('base64url')
 }
 
-export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string): Promise<void> {
-  const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo }
+export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string, silent = false): Promise<void> {
+  const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo, ...(silent ? { silent } : {}) }
   await store.saveLoginState(challenge.state, JSON.stringify(stored), LOGIN_STATE_TTL_SECONDS * 1000)
 }
 
@@ -48,5 +51,6 @@ export async function takePendingLogin (store: LoginStates, state: string, bindi
   return {
     challenge: { state: stored.state, nonce: stored.nonce, codeVerifier: stored.codeVerifier },
     returnTo: stored.returnTo,
+    silent: stored.silent === true,
   }
 }
