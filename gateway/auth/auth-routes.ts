@@ -91,13 +91,15 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     if (!sub) throw new LoginFailed()
     const sid = typeof claims.sid === 'string' ? claims.sid : undefined
 
-    const refuseDisabled = async () => {
-      // Nobody will hold the tokens just issued: end their grant at the IdP too.
-      await revokeRefreshToken(oidc, tokens.refreshToken, request.log)
+    const refusedAsDisabled = () => {
       audit('login_failed', { reason: 'account_disabled', sub, ip: request.ip })
       return new AccountDisabled()
     }
-    if (await app.accounts.isDisabled(sub)) throw await refuseDisabled()
+    if (await app.accounts.isDisabled(sub)) {
+      // Nobody will hold the tokens just issued: end their grant at the IdP too.
+      await revokeRefreshToken(oidc, tokens.refreshToken, request.log)
+      throw refusedAsDisabled()
+    }
 
     // A new id at every login (fixation): whatever session this browser had ends here.
     await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], replacedBy: { sub, ...(sid ? { sid } : {}) }, reason: 'user' })
@@ -120,8 +122,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     // before this one was indexed, so it is ended here (revoking its tokens) instead.
     if (await app.accounts.isDisabled(sub)) {
       await app.revocation.revoke({ session, reason: 'account_disabled' })
-      audit('login_failed', { reason: 'account_disabled', sub, ip: request.ip })
-      throw new AccountDisabled()
+      throw refusedAsDisabled()
     }
     request.useSession(session)
     audit('login', { sub, session: session.handle, ip: request.ip })

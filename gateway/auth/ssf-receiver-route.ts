@@ -81,7 +81,7 @@ export default async function ssfReceiverRoute (app: FastifyInstance, options: S
       const subject = event.subject.kind === 'unsupported'
         ? { subjectFormat: event.subject.format }
         : { sub: event.subject.sub, ...(event.subject.kind === 'session' ? { scope: 'idp_session' } : {}) }
-      if (result === 'accepted') audit('security_event', { reason: event.type as Exclude<typeof event.type, 'other'>, jti: verified.jti, ...subject })
+      if (result === 'accepted' && event.type !== 'other') audit('security_event', { reason: event.type, jti: verified.jti, ...subject })
       else request.log.info({ jti: verified.jti, eventType: event.uri, ...subject }, 'security event ignored: not an event type or subject the gateway acts on')
     }
     return reply.code(202).send()

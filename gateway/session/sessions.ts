@@ -21,10 +21,11 @@ export type LoginIdentity = Pick<SessionMeta, 'sub' | 'sid'>
 
 /**
  * Whether a replaced session and the login replacing it came from one IdP session. Their tokens
- * then belong to one grant at the IdP (oidc-provider keeps one grant per IdP session and client;
- * Keycloak one user session), and revoking the old refresh token would take the new one with it:
- * a step-up or repeated login in one browser would sign the user out at the next refresh. Without
- * a `sid` on either side it cannot be told apart, and the new session is the one to keep.
+ * can then belong to one grant (oidc-provider keeps one grant per IdP session and client, and
+ * revoking any of its refresh tokens ends the grant), so revoking the old refresh token would end
+ * the new one too: a step-up or repeated login in one browser would sign the user out at the next
+ * refresh. Without a `sid` on either side it cannot be told apart, and the new session is the one
+ * to keep.
  */
 export function sharesIdpSession (replaced: SessionMeta, replacedBy: LoginIdentity): boolean {
   return replaced.sub === replacedBy.sub && (replaced.sid === undefined || replacedBy.sid === undefined || replaced.sid === replacedBy.sid)

@@ -6,19 +6,15 @@
  * user goes back to `returnTo` with the IdP's error, creating no session.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { captureLogLines } from '../helpers/log-lines.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { HttpBrowser } from '../helpers/http-browser.js'
 import { authenticateAtIdp, capture, findLoginForm, loginThroughIdp, startLogin } from '../helpers/login-flow.js'
 import { signIn } from '../helpers/sign-in.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 
-type LogLine = Record<string, unknown>
-const logLines: LogLine[] = []
-const logStream = {
-  write (chunk: string) {
-    for (const text of chunk.split('\n')) if (text) logLines.push(JSON.parse(text) as LogLine)
-  },
-}
+/** Every line both listeners log, parsed. */
+const { lines: logLines, stream: logStream } = captureLogLines()
 
 let stack: Stack
 let url: string

@@ -5,6 +5,10 @@
  * Each CAEP and RISC event the gateway acts on, with its effect on real
  * sessions (real oidc-provider IdP, real Redis); each refusal, with its RFC
  * 8935 code and no effect; the push token.
+ *
+ * Still to do once the mock IdP transmits (Shared Signals): SSF_ISSUER = OIDC_ISSUER with the
+ * IdP's own keys (the default SSF_JWKS_URI, found by discovery), and the events it pushes when a
+ * user is disabled or logs out there.
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -12,6 +16,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { captureLogLines } from '../helpers/log-lines.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
@@ -22,13 +27,8 @@ const KID = 'ssf-key-1'
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/'
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/'
 
-type LogLine = Record<string, unknown>
-const logLines: LogLine[] = []
-const logStream = {
-  write (chunk: string) {
-    for (const text of chunk.split('\n')) if (text) logLines.push(JSON.parse(text) as LogLine)
-  },
-}
+/** Every line both listeners log, parsed. */
+const { lines: logLines, stream: logStream } = captureLogLines()
 
 let jwksServer: Server
 let signingKey: CryptoKey

@@ -22,7 +22,8 @@ interface Script {
   answer: 'granted' | 'refused'
 }
 
-function scriptedOidc (script: Script, sessions: () => SessionManager, session: () => ActiveSession, store: SessionStore): OidcClient {
+/** An OIDC client that can only refresh, as `refresh` says: all the refresher uses. */
+function refreshingOidc (refresh: () => Promise<TokenResult>): OidcClient {
   const unused = () => { throw new Error('not used by the refresher') }
   return {
     ready: unused,
@@ -33,15 +34,20 @@ function scriptedOidc (script: Script, sessions: () => SessionManager, session: 
     endSessionUrl: unused,
     jwksUri: unused,
     revoke: unused,
-    async refresh (): Promise<TokenResult> {
-      await script.meanwhile(sessions(), session(), store)
-      if (script.answer === 'refused') throw new OidcRejectedError('invalid_grant')
-      return { accessToken: 'access-2', refreshToken: 'refresh-2', accessTokenExpiresAt: Date.now() + HOUR_MS, idTokenClaims: { sub: 'alice', roles: ['user'] } }
-    },
+    refresh,
   }
 }
 
-async function race (script: Script) {
+function scriptedOidc (script: Script, sessions: () => SessionManager, session: () => ActiveSession, store: SessionStore): OidcClient {
+  return refreshingOidc(async () => {
+    await script.meanwhile(sessions(), session(), store)
+    if (script.answer === 'refused') throw new OidcRejectedError('invalid_grant')
+    return { accessToken: 'access-2', refreshToken: 'refresh-2', accessTokenExpiresAt: Date.now() + HOUR_MS, idTokenClaims: { sub: 'alice', roles: ['user'] } }
+  })
+}
+
+/** A memory store and a session manager over it, as the refresher's tests use them. */
+function sessionLayer () {
   const store = createMemoryStore()
   const sessions = createSessionManager({
     store,
@@ -49,6 +55,11 @@ async function race (script: Script) {
     idleTimeoutSeconds: 3600,
     absoluteTimeoutSeconds: 86_400,
   })
+  return { store, sessions }
+}
+
+async function race (script: Script) {
+  const { store, sessions } = sessionLayer()
   const { session } = await sessions.create(
     { sub: 'alice', sid: 'idp-session-1', ip: '127.0.0.1', userAgent: 'unit' },
     { accessToken: 'access-1', refreshToken: 'refresh-1', accessTokenExpiresAt: 0, claims: {}, roles: ['user'] })
@@ -137,35 +148,18 @@ describe('token refresher: the IdP grants the refresh', () => {
 
 /** A session with an access token good for an hour, and a refresher whose IdP can be held mid-refresh. */
 async function markable () {
-  const store = createMemoryStore()
-  const sessions = createSessionManager({
-    store,
-    crypto: createSessionCrypto(['unit-test-session-secret-0123456789-abcdefgh']),
-    idleTimeoutSeconds: 3600,
-    absoluteTimeoutSeconds: 86_400,
-  })
+  const { store, sessions } = sessionLayer()
   const { session } = await sessions.create(
     { sub: 'alice', ip: '127.0.0.1', userAgent: 'unit' },
     { accessToken: 'access-0', refreshToken: 'refresh-0', accessTokenExpiresAt: Date.now() + HOUR_MS, claims: {}, roles: ['user'] })
   let calls = 0
   let hold: Promise<void> | undefined
-  const unused = () => { throw new Error('not used by the refresher') }
-  const oidc: OidcClient = {
-    ready: unused,
-    newLoginChallenge: unused,
-    authorizationUrl: unused,
-    exchangeCode: unused,
-    userInfo: unused,
-    endSessionUrl: unused,
-    jwksUri: unused,
-    revoke: unused,
-    async refresh (): Promise<TokenResult> {
-      calls += 1
-      const n = calls
-      await hold
-      return { accessToken: `access-${n}`, refreshToken: `refresh-${n}`, accessTokenExpiresAt: Date.now() + HOUR_MS, idTokenClaims: { sub: 'alice', roles: ['user', `role-${n}`] } }
-    },
-  }
+  const oidc = refreshingOidc(async () => {
+    calls += 1
+    const n = calls
+    await hold
+    return { accessToken: `access-${n}`, refreshToken: `refresh-${n}`, accessTokenExpiresAt: Date.now() + HOUR_MS, idTokenClaims: { sub: 'alice', roles: ['user', `role-${n}`] } }
+  })
   const refresher = createTokenRefresher({
     sessions,
     leases: store,
