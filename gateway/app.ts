@@ -30,6 +30,7 @@ import authRoutes from './auth/auth-routes.js'
 import nativeSessionRoutes from './auth/native-session-routes.js'
 import deviceRoutes from './auth/device-routes.js'
 import backchannelLogoutRoute from './auth/backchannel-logout-route.js'
+import ssfReceiverRoute from './auth/ssf-receiver-route.js'
 import proxyPlugin from './proxy/proxy-plugin.js'
 import health from './edge/health.js'
 import staticFiles from './edge/static-files.js'
@@ -113,6 +114,8 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
     clientId: config.oidc.clientId,
     clockToleranceSeconds: config.oidc.clockToleranceSeconds,
   })
+  // Without SSF_ISSUER there is no receiver: POST /bff/ssf/events is a 404 like any unknown path.
+  if (config.ssf) await app.register(ssfReceiverRoute, { ...config.ssf, oidcIssuer: config.oidc.issuer })
   await app.register(proxyPlugin, { policy, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
   await app.register(health)
   if (config.staticDir) await app.register(staticFiles, { root: config.staticDir })

@@ -192,6 +192,10 @@ const variablesSchema = z.object({
   LOGIN_RATE_LIMIT: z.coerce.number().int().positive().default(30),
   PROXY_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
   STATIC_DIR: optionalText,
+  SSF_ISSUER: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  SSF_JWKS_URI: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  SSF_AUDIENCE: optionalText,
+  SSF_PUSH_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_DELAY: z.coerce.number().int().min(0).default(5),
   SHUTDOWN_TIMEOUT: seconds.default(25),
@@ -233,6 +237,33 @@ function redisConfig (e: Variables, ctx: z.RefinementCtx) {
   }
   if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster' as const, nodes: e.REDIS_CLUSTER_NODES, ...auth }
   return undefined
+}
+
+/** The Shared Signals receiver's settings; undefined (no receiver) without SSF_ISSUER. */
+function ssfConfig (e: Variables, publicOrigin: string, ctx: z.RefinementCtx) {
+  if (e.SSF_ISSUER === undefined) {
+    for (const name of ['SSF_JWKS_URI', 'SSF_AUDIENCE', 'SSF_PUSH_TOKEN'] as const) {
+      if (e[name] !== undefined) problem(ctx, name, 'needs SSF_ISSUER (without it there is no Shared Signals receiver)')
+    }
+    return undefined
+  }
+  if (e.SSF_JWKS_URI === undefined && e.SSF_ISSUER !== e.OIDC_ISSUER) {
+    problem(ctx, 'SSF_JWKS_URI', 'is required when SSF_ISSUER is not OIDC_ISSUER')
+  }
+  if (e.SSF_JWKS_URI !== undefined) {
+    const jwks = new URL(e.SSF_JWKS_URI)
+    if (jwks.protocol === 'http:' && !isLoopbackHttp(jwks) && !e.OIDC_ALLOW_INSECURE_HTTP) {
+      problem(ctx, 'SSF_JWKS_URI', 'plain http is only allowed for loopback addresses unless OIDC_ALLOW_INSECURE_HTTP=true')
+    }
+  }
+  return {
+    issuer: e.SSF_ISSUER,
+    /** Where the transmitter's keys are; undefined: the identity provider's own (from discovery). */
+    jwksUri: e.SSF_JWKS_URI,
+    audience: e.SSF_AUDIENCE ?? publicOrigin,
+    /** The bearer token the transmitter must send, if one is required. */
+    pushToken: e.SSF_PUSH_TOKEN,
+  }
 }
 
 /** The variables, checked against each other and shaped for the code that uses them. */
@@ -316,6 +347,7 @@ const configSchema = variablesSchema.transform((e, ctx) => {
     maxEventLoopDelayMs: e.MAX_EVENT_LOOP_DELAY,
     /** A directory of static files (the SPA) served at `/`, same origin as the BFF endpoints. */
     staticDir: e.STATIC_DIR,
+    ssf: ssfConfig(e, publicOrigin, ctx),
   }
 })
 

@@ -29,6 +29,7 @@ export const InvalidDpopProof = createError<'BFF_INVALID_DPOP_PROOF', 401, [mess
   'BFF_INVALID_DPOP_PROOF', '%s', 401, Error, false)
 export const SessionExpired = create('SESSION_EXPIRED', 'The session has ended; sign in again', 401)
 export const Csrf = create('CSRF', 'The request failed the cross-site request forgery check', 403)
+export const AccountDisabled = create('ACCOUNT_DISABLED', 'This account is disabled; ask an administrator to enable it', 403)
 export const Forbidden = create('FORBIDDEN', 'This request is not allowed for this user', 403)
 export const NotFound = create('NOT_FOUND', 'No such endpoint', 404)
 export const PayloadTooLarge = create('PAYLOAD_TOO_LARGE', 'The request body is too large', 413)
@@ -43,9 +44,21 @@ export const SessionStoreUnavailable = create('SESSION_STORE_UNAVAILABLE', 'The 
 export const Overloaded = create('OVERLOADED', 'The gateway is overloaded; try again shortly', 503)
 export const GatewayTimeout = create('GATEWAY_TIMEOUT', 'The upstream API did not answer in time', 504)
 
+/** The session is good, but not for this request: the user must sign in again, as `loginUrl` asks (its own field in the body). */
+export class StepUpRequired extends create('STEP_UP_REQUIRED', 'This request needs a stronger or more recent sign-in', 401) {
+  /** A `/bff/login` URL asking the IdP for what is missing. */
+  readonly loginUrl: string
+  constructor (loginUrl: string, options?: { cause?: unknown }) {
+    super(options)
+    this.loginUrl = loginUrl
+  }
+}
+
 export interface ErrorBody {
   error: string
   message: string
+  /** With `step_up_required`: where to sign in again. */
+  loginUrl?: string
 }
 
 /** The public code of a gateway error (`BFF_FORBIDDEN` → `forbidden`), or undefined for foreign errors. */

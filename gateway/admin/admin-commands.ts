@@ -6,6 +6,10 @@
  *   logout --user <sub>             end every session of a user (lost device, role change)
  *   logout --session <id>           end one session, by its public id
  *   flush --all --yes               end every session of every user
+ *   status --user <sub>             whether the account is active or disabled, and its sessions
+ *   disable --user <sub>            end every session of a user and refuse their logins
+ *   enable --user <sub>             let a disabled user sign in again
+ *   refresh --user <sub>            make each session of a user refresh its tokens (changed roles or claims)
  *
  * Talks to the admin listener: ADMIN_URL (default http://127.0.0.1:3001) and ADMIN_TOKEN.
  */
@@ -18,6 +22,10 @@ const USAGE = `usage: npm run admin -- <command>
   logout --user <sub>
   logout --session <id>
   flush --all --yes
+  status --user <sub>
+  disable --user <sub>
+  enable --user <sub>
+  refresh --user <sub>
 environment: ADMIN_URL (default http://127.0.0.1:3001), ADMIN_TOKEN (required)`
 
 /** The command line was wrong: exit code 2 and the usage text. */
@@ -63,6 +71,18 @@ export async function runAdminCommand (argv: string[], print: (line: string) => 
   } else if (command === 'logout' && values.session && !user) {
     await call('DELETE', `/admin/sessions/${encodeURIComponent(values.session)}`)
     print(`ended session ${values.session}`)
+  } else if (command === 'status' && user) {
+    const { status, sessions } = await call('GET', `/admin/users/${user}`) as { status: string, sessions: number }
+    print(`${values.user}: ${status}, ${sessions} session(s)`)
+  } else if (command === 'disable' && user) {
+    const { revoked } = await call('POST', `/admin/users/${user}/disable`) as { revoked: number }
+    print(`disabled ${values.user}: ended ${revoked} session(s); their logins are refused until enabled`)
+  } else if (command === 'enable' && user) {
+    await call('POST', `/admin/users/${user}/enable`)
+    print(`enabled ${values.user}`)
+  } else if (command === 'refresh' && user) {
+    const { sessions } = await call('POST', `/admin/users/${user}/refresh`) as { sessions: number }
+    print(`${sessions} session(s) of ${values.user} refresh their tokens before their next request`)
   } else if (command === 'flush' && values.all) {
     if (!values.yes) throw new UsageError('flush --all ends every session of every user; add --yes to confirm')
     const { revoked } = await call('DELETE', '/admin/sessions?all=true') as { revoked: number }

@@ -6,17 +6,17 @@
 import type { FastifyInstance } from 'fastify'
 import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
 import { viewOf } from '../session/session-view.js'
-import { createAdminTokenCheck } from './admin-auth.js'
+import { createBearerTokenCheck } from '../edge/bearer-token.js'
 
 /** The operator listener is a server of its own; it works on the public gateway's resources. */
 export interface AdminRoutesOptions {
   adminToken: string
-  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'oidc' | 'drain'>
+  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'accounts' | 'oidc' | 'drain'>
 }
 
 export default async function adminRoutes (app: FastifyInstance, options: AdminRoutesOptions) {
-  const { metrics, oidc, sessions, revocation, drain } = options.gateway
-  const authorised = createAdminTokenCheck(options.adminToken)
+  const { metrics, oidc, sessions, revocation, accounts, drain } = options.gateway
+  const authorised = createBearerTokenCheck(options.adminToken)
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 
@@ -53,6 +53,25 @@ export default async function adminRoutes (app: FastifyInstance, options: AdminR
     // to re-authenticate at the IdP (prompt=login).
     scope.delete<{ Params: { sub: string } }>('/admin/users/:sub/sessions', async (request) => {
       return { revoked: await revocation.revoke({ sub: request.params.sub, reason: 'operator' }) }
+    })
+
+    // Account status, and rights changed at the IdP applied without a new login (docs/rights-changes.md).
+    scope.get<{ Params: { sub: string } }>('/admin/users/:sub', async (request) => accounts.view(request.params.sub))
+
+    // Every session ends now (an epoch bump ends any the index missed), and no login of theirs
+    // creates a session until they are enabled again.
+    scope.post<{ Params: { sub: string } }>('/admin/users/:sub/disable', async (request) => {
+      return { revoked: await accounts.disable(request.params.sub, 'operator') }
+    })
+
+    scope.post<{ Params: { sub: string } }>('/admin/users/:sub/enable', async (request) => {
+      await accounts.enable(request.params.sub, 'operator')
+      return { sub: request.params.sub, status: 'active' }
+    })
+
+    // Roles or claims changed at the IdP: each session refreshes its tokens before its next use.
+    scope.post<{ Params: { sub: string } }>('/admin/users/:sub/refresh', async (request) => {
+      return { sessions: await accounts.requestRefresh({ sub: request.params.sub }, 'operator') }
     })
 
     scope.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request) => {

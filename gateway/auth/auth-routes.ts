@@ -4,11 +4,15 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { InvalidReturnTo, InvalidState, LoginFailed, LoginResponseInvalid, Unauthenticated } from '../errors.js'
+import { AccountDisabled, IdpUnavailable, InvalidRequest, InvalidReturnTo, InvalidState, LoginFailed, LoginResponseInvalid, Unauthenticated } from '../errors.js'
 import { parseReturnTo } from './return-to.js'
 import { OidcRejectedError, OidcResponseInvalidError } from './oidc-client.js'
 import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin, type PendingLogin } from './login-state.js'
-import { profileClaims, rolesFrom } from './claims.js'
+import { authenticationOf, profileClaims, rolesFrom } from './claims.js'
+import { forcingReauthentication, parseLoginOptions } from './login-options.js'
+import { SILENT_LOGIN_ERRORS, withLoginError } from './silent-login.js'
+import { revokeRefreshToken } from './refresh-token-revocation.js'
+import { trustedAcr } from './step-up.js'
 import { appRedirect, nativeLoginError, nativeLoginOf } from './native-login.js'
 import type { SignedIn } from '../session/active-session.js'
 
@@ -24,6 +28,11 @@ export interface AuthRoutesOptions {
 }
 
 const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store')
+
+/** The IdP could not sign the user in without showing something (`prompt=none`): the page decides what next. */
+class SilentLoginRefused extends Error {
+  constructor (readonly oauthError: string) { super(`silent login refused: ${oauthError}`) }
+}
 
 async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   const { oidc, audit } = app
@@ -44,16 +53,27 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     const native = nativeLoginOf(request.query, options.nativeRedirectUris)
     const returnTo = native ? { ok: true as const, path: '/' } : parseReturnTo(typeof request.query.returnTo === 'string' ? request.query.returnTo : undefined)
     if (!returnTo.ok) throw new InvalidReturnTo()
+    const loginOptions = parseLoginOptions(request.query)
+    if (!loginOptions.ok) throw new InvalidRequest(loginOptions.message)
     const binding = bindingFor(request.cookies[options.loginCookieName])
     const challenge = oidc.newLoginChallenge()
     // A browser whose session was revoked from elsewhere (lost device, operator, IdP logout) must
     // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
     const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
-    const url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
-    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path, native)
+    const params = revoked ? forcingReauthentication(loginOptions.params) : loginOptions.params
+    const url = await oidc.authorizationUrl(challenge, params)
+    await savePendingLogin(app.loginStates, binding, challenge, returnTo.path, {
+      ...(native ? { native } : {}),
+      silent: params.prompt === 'none',
+    })
     noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
     return reply.redirect(url.href, 302)
   })
+
+  const refusedAsDisabled = (request: FastifyRequest, sub: string) => {
+    audit('login_failed', { reason: 'account_disabled', sub, ip: request.ip })
+    return new AccountDisabled()
+  }
 
   /**
    * Who signed in at the IdP, with which tokens; throws when the login failed. Whatever decides
@@ -65,6 +85,10 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     try {
       tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
     } catch (error) {
+      if (error instanceof OidcRejectedError && pending.silent && SILENT_LOGIN_ERRORS.has(error.oauthError)) {
+        audit('login_failed', { reason: error.oauthError, ip: request.ip })
+        throw new SilentLoginRefused(error.oauthError)
+      }
       if (error instanceof OidcRejectedError) {
         // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
         const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
@@ -81,6 +105,11 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     const claims = tokens.idTokenClaims ?? {}
     const sub = typeof claims.sub === 'string' ? claims.sub : undefined
     if (!sub) throw new LoginFailed()
+    if (await app.accounts.isDisabled(sub)) {
+      // Nobody will hold the tokens just issued: end their grant at the IdP too.
+      await revokeRefreshToken(oidc, tokens.refreshToken, request.log)
+      throw refusedAsDisabled(request, sub)
+    }
     return {
       identity: { sub, ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}) },
       secrets: {
@@ -90,6 +119,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
         accessTokenExpiresAt: tokens.accessTokenExpiresAt,
         claims: profileClaims(claims),
         roles: rolesFrom(claims, options.rolesClaim),
+        ...authenticationOf(claims),
       },
     }
   }
@@ -115,22 +145,35 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       } catch (error) {
         // Logged as the error handler would have: outages and the unforeseen in full.
         if (((error as { statusCode?: number }).statusCode ?? 500) >= 500) request.log.error({ err: error }, 'native sign-in failed')
-        location = appRedirect(native, { error: nativeLoginError(error) })
+        location = appRedirect(native, { error: error instanceof SilentLoginRefused ? error.oauthError : nativeLoginError(error) })
       }
       return noStore(reply).redirect(location, 302)
     }
     // --- End of the native app's branch.
 
-    const { identity, secrets } = await signIn(request, pending)
+    let signedIn: SignedIn
+    try {
+      signedIn = await signIn(request, pending)
+    } catch (error) {
+      if (error instanceof SilentLoginRefused) return noStore(reply).redirect(withLoginError(pending.returnTo, error.oauthError), 302)
+      throw error
+    }
+    const { identity, secrets } = signedIn
 
     // A new id at every login (fixation): whatever session this browser had ends here.
-    await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], reason: 'user' })
+    await app.revocation.revoke({ cookie: request.cookies[options.sessionCookieName], replacedBy: identity, reason: 'user' })
 
     const { session, cookieValue, maxAgeSeconds } = await app.sessions.create({
       ...identity,
       ip: request.ip,
       userAgent: request.headers['user-agent'] ?? '',
     }, secrets)
+    // Disabled while this login was finishing: the disable may have looked for the user's sessions
+    // before this one was indexed, so it is ended here (revoking its tokens) instead.
+    if (await app.accounts.isDisabled(identity.sub)) {
+      await app.revocation.revoke({ session, reason: 'account_disabled' })
+      throw refusedAsDisabled(request, identity.sub)
+    }
     request.useSession(session)
     audit('login', { sub: identity.sub, session: session.handle, ip: request.ip })
     noStore(reply).setSessionCookie(cookieValue, maxAgeSeconds)
@@ -138,9 +181,20 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 
   app.get('/bff/user', async (request, reply) => {
-    const session = await request.loadSession()
+    let session = await request.loadSession()
     if (!session) throw new Unauthenticated()
-    const { claims, roles, csrfToken } = session.secrets
+    // The same freshness step as a proxied request's, so roles and claims shown are the newest
+    // (a refresh an operator asked for included), and a refused grant is 401 session_expired here
+    // too. An unreachable IdP is no reason to fail: nothing here needs the access token.
+    if (app.tokens.needsRefresh(session)) {
+      try {
+        session = await app.tokens.ensureFresh(session)
+        request.useSession(session)
+      } catch (error) {
+        if (!(error instanceof IdpUnavailable)) throw error
+      }
+    }
+    const { claims, roles, csrfToken, authTime } = session.secrets
     noStore(reply)
     return {
       sub: session.meta.sub,
@@ -151,6 +205,8 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       csrfToken,
       expiresAt: new Date(session.meta.absoluteExpiresAt).toISOString(),
       idleExpiresAt: new Date(session.idleExpiresAt).toISOString(),
+      acr: trustedAcr(session) ?? null,
+      authTime: authTime !== undefined ? new Date(authTime).toISOString() : null,
     }
   })
 
@@ -171,4 +227,4 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 }
 
-export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-csrf', 'bff-oidc', 'bff-observability'] })
+export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-tokens', 'bff-csrf', 'bff-oidc', 'bff-observability'] })

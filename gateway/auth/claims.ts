@@ -27,3 +27,12 @@ export function rolesFrom (claims: Record<string, unknown>, claim: string): stri
 export function profileClaims (claims: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(claims).filter(([name]) => !PROTOCOL_CLAIMS.has(name)))
 }
+
+/** How the user authenticated, as the login's ID token says: kept with the tokens for step-up rules, never among the profile claims. */
+export function authenticationOf (claims: Record<string, unknown>): { acr?: string, authTime?: number } {
+  const { acr, auth_time: authTime } = claims
+  return {
+    ...(typeof acr === 'string' && acr !== '' ? { acr } : {}),
+    ...(typeof authTime === 'number' && Number.isFinite(authTime) && authTime > 0 ? { authTime: Math.round(authTime * 1000) } : {}),
+  }
+}

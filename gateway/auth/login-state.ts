@@ -18,6 +18,7 @@ interface StoredLogin extends LoginChallenge {
   binding: string
   returnTo: string
   native?: NativeLoginRequest
+  silent?: true
 }
 
 export interface PendingLogin {
@@ -25,6 +26,8 @@ export interface PendingLogin {
   returnTo: string
   /** Set when a native app started the login: the callback hands off to it instead of setting a cookie. */
   native?: NativeLoginRequest
+  /** Started with `prompt=none`: the IdP's "cannot do that silently" goes back to `returnTo`. */
+  silent: boolean
 }
 
 const hash = (value: string) => createHash('sha256').update(value).digest('base64url')
@@ -35,8 +38,8 @@ export function bindingFor (cookieValue: string | undefined): string {
   return cookieValue && BINDING.test(cookieValue) ? cookieValue : randomBytes(32).toString('base64url')
 }
 
-export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string, native?: NativeLoginRequest): Promise<void> {
-  const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo, ...(native ? { native } : {}) }
+export async function savePendingLogin (store: LoginStates, binding: string, challenge: LoginChallenge, returnTo: string, kind: { native?: NativeLoginRequest, silent?: boolean } = {}): Promise<void> {
+  const stored: StoredLogin = { ...challenge, binding: hash(binding), returnTo, ...(kind.native ? { native: kind.native } : {}), ...(kind.silent ? { silent: true } : {}) }
   await store.saveLoginState(challenge.state, JSON.stringify(stored), LOGIN_STATE_TTL_SECONDS * 1000)
 }
 
@@ -53,5 +56,6 @@ export async function takePendingLogin (store: LoginStates, state: string, bindi
     challenge: { state: stored.state, nonce: stored.nonce, codeVerifier: stored.codeVerifier },
     returnTo: stored.returnTo,
     ...(stored.native ? { native: stored.native } : {}),
+    silent: stored.silent === true,
   }
 }

@@ -2,7 +2,8 @@
  * Verification of OpenID Connect Back-Channel Logout 1.0 logout tokens.
  * One check per step, each failing with a stable reason; no Fastify here.
  */
-import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose'
+import { jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose'
+import { remoteKeySet } from './remote-key-set.js'
 
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 
@@ -61,13 +62,7 @@ function checkClaims (payload: JWTPayload): LogoutTokenClaims {
 export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions): LogoutTokenVerifier {
   const maxAge = options.maxAgeSeconds ?? 120
   const tolerance = options.clockToleranceSeconds ?? 30
-  let keys: { uri: string, set: ReturnType<typeof createRemoteJWKSet> } | undefined
-
-  async function keySet () {
-    const uri = await options.jwksUri()
-    if (keys?.uri !== uri) keys = { uri, set: createRemoteJWKSet(new URL(uri)) }
-    return keys.set
-  }
+  const keySet = remoteKeySet(options.jwksUri)
 
   return async (token) => {
     if (typeof token !== 'string' || token.length === 0 || token.length > 16_384) throw new LogoutTokenError('missing')

@@ -86,7 +86,9 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
   const skewMs = options.skewSeconds * 1000
   const inFlight = new Map<string, Promise<ActiveSession>>()
 
-  const needsRefresh = (session: ActiveSession) => session.secrets.accessTokenExpiresAt - skewMs <= now()
+  // A refresh asked for (an operator, a security event) after these tokens were obtained is due too.
+  const refreshRequested = (session: ActiveSession) => (session.refreshRequests ?? 0) > (session.secrets.refreshRequestsSeen ?? 0)
+  const needsRefresh = (session: ActiveSession) => session.secrets.accessTokenExpiresAt - skewMs <= now() || refreshRequested(session)
 
   async function claimsAfterRefresh (current: ActiveSession, tokens: TokenResult): Promise<Record<string, unknown>> {
     if (tokens.idTokenClaims) return tokens.idTokenClaims
@@ -153,6 +155,8 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       claims: profileClaims(claims),
       roles: rolesFrom(claims, options.rolesClaim),
+      // As read under the lock, before asking the IdP: a request made after that read stays due.
+      refreshRequestsSeen: current.refreshRequests ?? 0,
     }
     const saved = await sessions.saveSecrets(current, secrets)
     if (!saved) {
@@ -216,16 +220,19 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
     }
   }
 
-  return {
-    needsRefresh,
-    ensureFresh (session) {
-      if (!needsRefresh(session)) return Promise.resolve(session)
-      let shared = inFlight.get(session.handle)
-      if (!shared) {
-        shared = refreshAcrossInstances(session).finally(() => inFlight.delete(session.handle))
-        inFlight.set(session.handle, shared)
-      }
-      return shared
-    },
+  function ensureFresh (session: ActiveSession): Promise<ActiveSession> {
+    if (!needsRefresh(session)) return Promise.resolve(session)
+    let shared = inFlight.get(session.handle)
+    if (!shared) {
+      shared = refreshAcrossInstances(session).finally(() => inFlight.delete(session.handle))
+      inFlight.set(session.handle, shared)
+    }
+    return shared.then((fresh) => {
+      // A refresh already in flight when this caller saw a newer request answers an older one: go again.
+      const requests = session.refreshRequests ?? 0
+      return requests > (fresh.secrets.refreshRequestsSeen ?? 0) ? ensureFresh({ ...fresh, refreshRequests: requests }) : fresh
+    })
   }
+
+  return { needsRefresh, ensureFresh }
 }

@@ -23,16 +23,28 @@ const AUDIT_EVENTS = [
   'csrf_refused',
   'theft_suspected',
   'binding_mismatch',
+  'account_status_changed',
+  'refresh_requested',
+  'acr_forgotten',
+  'security_event',
+  'security_event_refused',
 ] as const
 
 export type AuditEvent = typeof AUDIT_EVENTS[number]
 
 /** The gateway's own reasons, by the events that give them; with the registered OAuth error codes, the whole set. */
 const GATEWAY_REASONS = [
-  // login_failed
-  'invalid_state', 'invalid_response',
+  // login_failed (and the OAuth codes a silent login ends with)
+  'invalid_state', 'invalid_response', 'account_disabled',
   // logout and session_revoked, the store's revocation reasons among them
   'user', 'user_others', 'operator', 'backchannel', 'backchannel_refused', 'binding', 'theft_suspected', 'epoch',
+  'security_event',
+  // account_status_changed, refresh_requested, acr_forgotten: who asked ('operator', 'security_event')
+  // security_event: the Shared Signals event types handled (CAEP, RISC)
+  'session-revoked', 'credential-change', 'token-claims-change', 'assurance-level-change',
+  'account-disabled', 'account-enabled', 'account-purged',
+  // security_event_refused: RFC 8935's error codes (invalid_request is among the OAuth codes), and a missing push token
+  'invalid_key', 'invalid_issuer', 'invalid_audience', 'authentication_failed',
   // theft_suspected
   'refresh_token_rejected',
   // csrf_refused
@@ -78,7 +90,7 @@ const EVENTS: ReadonlySet<string> = new Set(AUDIT_EVENTS)
 const REASONS: ReadonlySet<string> = new Set([...GATEWAY_REASONS, ...OAUTH_ERROR_CODES])
 
 export function createAudit (log: FastifyBaseLogger, metrics: GatewayMetrics): Audit {
-  const warnings = new Set<AuditEvent>(['theft_suspected', 'binding_mismatch', 'csrf_refused', 'login_failed'])
+  const warnings = new Set<AuditEvent>(['theft_suspected', 'binding_mismatch', 'csrf_refused', 'login_failed', 'security_event_refused'])
   return (event, fields = {}) => {
     const { reason } = fields
     metrics.auditEvents.inc({

@@ -28,6 +28,16 @@ export interface GatewayMetrics {
   /** `event` and `reason`: checked against their sets by `createAudit` (audit.ts); anything else counts as `other`. */
   auditEvents: Counter<'event' | 'reason'>
   storeErrors: Counter
+  /** `status`: `active` or `disabled`; `source`: an `AccountChangeSource` (`operator`, `security_event`). */
+  accountStatusChanges: Counter<'status' | 'source'>
+  /**
+   * Security Event Tokens received (Shared Signals). `type`: a `SecurityEventType`, `other` for any
+   * other event type, `none` when the SET was refused before its events were read; `result`: a
+   * `SecurityEventResult` (`accepted`, `ignored`, or the refusal's RFC 8935 code).
+   */
+  securityEvents: Counter<'type' | 'result'>
+  /** 401 `step_up_required` answers; `source`: `policy` (a rule's acr/maxAge) or `upstream` (its RFC 9470 challenge). */
+  stepUpChallenges: Counter<'source'>
   /** Reports the number of stored sessions at scrape time (cached briefly: counting can scan). */
   trackSessions (count: () => Promise<number>): void
   /** Reports at scrape time whether the session cache is trusted (its invalidation channel up). */
@@ -81,6 +91,24 @@ export function createMetrics (): GatewayMetrics {
       registers,
     }),
     storeErrors: new Counter({ name: 'bff_session_store_errors_total', help: 'Session store operations that failed', registers }),
+    accountStatusChanges: new Counter({
+      name: 'bff_account_status_changes_total',
+      help: 'Accounts disabled or enabled, by new status and by who asked',
+      labelNames: ['status', 'source'],
+      registers,
+    }),
+    securityEvents: new Counter({
+      name: 'bff_security_events_total',
+      help: 'Shared Signals events received, by event type and result',
+      labelNames: ['type', 'result'],
+      registers,
+    }),
+    stepUpChallenges: new Counter({
+      name: 'bff_step_up_challenges_total',
+      help: 'Requests answered 401 step_up_required, by what asked for the stronger sign-in',
+      labelNames: ['source'],
+      registers,
+    }),
     trackSessions (count) {
       let cached: { value: number, at: number } | undefined
       // eslint-disable-next-line no-new -- registered with the registry, which keeps it

@@ -14,9 +14,10 @@
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Forbidden, InvalidRequest, PayloadTooLarge, Unauthenticated } from '../errors.js'
+import { Forbidden, InvalidRequest, PayloadTooLarge, StepUpRequired, Unauthenticated } from '../errors.js'
 import type { ActiveSession } from '../session/active-session.js'
 import type { TokenRefresher } from '../auth/token-refresher.js'
+import { stepUpLoginUrl, stepUpReturnTo, stepUpShortfall } from '../auth/step-up.js'
 import { declaredLengthExceeds, limitBody } from './body-limit.js'
 import { hasMethodParam, METHOD_PARAM_REFUSED } from './method-override.js'
 import { canonicalPathOf } from './normalise-path.js'
@@ -60,6 +61,11 @@ export interface GateOptions {
   checkCsrf: (request: FastifyRequest, session: ActiveSession | undefined) => void
   /** Largest request body forwarded, in bytes. */
   bodyLimit: number
+  /** PUBLIC_URL's origin: a step-up returns to the page that asked only if the page is ours. */
+  publicOrigin: string
+  /** A session fell short of a rule's `acr` / `maxAge` (metrics). */
+  onStepUp?: () => void
+  now?: () => number
 }
 
 // Node sets `upgrade` on requests that asked to switch protocols; @types/node does not declare it.
@@ -68,6 +74,7 @@ type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
 /** The gate as a Fastify `preHandler` for a proxied route. */
 export function createGate (options: GateOptions) {
   const { policy, tokens } = options
+  const now = options.now ?? Date.now
 
   /** The request's session (cookie → cache or store, bound to its client by the session layer). */
   const session: Check = (passage) => {
@@ -133,6 +140,17 @@ export function createGate (options: GateOptions) {
     if (!isAllowedForRoles(match.rule, (passage.session as ActiveSession).secrets.roles)) throw new Forbidden()
   }
 
+  /** The rule's step-up: a sign-in with one of its `acr` values, at most `maxAge` seconds ago. */
+  const stepUp: Check = (passage) => {
+    const { stepUp: required } = (passage.match as Extract<RouteMatch, { kind: 'allowed' }>).rule
+    if (!required) return
+    const need = stepUpShortfall(required, passage.session as ActiveSession, now())
+    if (!need) return
+    options.onStepUp?.()
+    const referer = passage.request.headers.referer
+    throw new StepUpRequired(stepUpLoginUrl(need, stepUpReturnTo(referer, options.publicOrigin)))
+  }
+
   /** Let through: where it goes and with which token; a body is counted as it streams. */
   const admit: Check = (passage) => {
     const { request } = passage
@@ -156,7 +174,7 @@ export function createGate (options: GateOptions) {
     }
   }
 
-  const checks: readonly Check[] = [session, csrf, rule, shape, allowedAtAll, freshToken, roles, admit]
+  const checks: readonly Check[] = [session, csrf, rule, shape, allowedAtAll, freshToken, roles, stepUp, admit]
 
   return function gate (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
     runChecks(checks, 0, { request, reply, session: undefined, match: undefined }, done)

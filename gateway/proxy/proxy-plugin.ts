@@ -1,7 +1,7 @@
 /**
  * Registers the routes of each upstream in the route policy, each in its own
  * encapsulated scope, behind the gate (gate.ts: session, CSRF, rule, token,
- * roles). Only then is the request forwarded (upstream-exchange.ts), to
+ * roles, step-up). Only then is the request forwarded (upstream-exchange.ts), to
  * exactly the path that was matched, with the method it arrived with: nothing
  * that would make the upstream use another (override headers, `_method` in a
  * form or multipart body) goes with it. WebSocket handshakes, on routes that
@@ -13,7 +13,9 @@ import { buffer as readWhole } from 'node:stream/consumers'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BadGateway, causeOfType, Forbidden, GatewayTimeout, InvalidRequest, PayloadTooLarge } from '../errors.js'
+import { BadGateway, causeOfType, Forbidden, GatewayTimeout, InvalidRequest, PayloadTooLarge, StepUpRequired } from '../errors.js'
+import { stepUpLoginUrl, stepUpReturnTo } from '../auth/step-up.js'
+import { insufficientUserAuthentication } from './step-up-challenge.js'
 import type { CompiledRoute, RoutePolicy } from './route-policy.js'
 import { createGate, type Forward } from './gate.js'
 import { browserResponseHeaders, combinedVary, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
@@ -74,7 +76,14 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     }
   }
 
-  const gate = createGate({ policy, tokens: app.tokens, checkCsrf: app.checkCsrf, bodyLimit: options.bodyLimit })
+  const gate = createGate({
+    policy,
+    tokens: app.tokens,
+    checkCsrf: app.checkCsrf,
+    bodyLimit: options.bodyLimit,
+    publicOrigin: publicUrl.origin,
+    onStepUp: () => metrics.stepUpChallenges.inc({ source: 'policy' }),
+  })
 
   function onUpstreamError (reply: FastifyReply, error: Error & { code?: string }) {
     if (isBodyTooLarge(error)) {
@@ -99,6 +108,15 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     return {
       answer (statusCode, upstreamHeaders, body) {
         target.upstreamSeconds = (performance.now() - sentAt) / 1000
+        // RFC 9470: the upstream wants a stronger or more recent sign-in; the browser is told how to get one.
+        const stepUp = statusCode === 401 ? insufficientUserAuthentication(upstreamHeaders['www-authenticate']) : undefined
+        if (stepUp) {
+          if (body instanceof Readable) body.destroy()
+          metrics.stepUpChallenges.inc({ source: 'upstream' })
+          if (!request.raw.complete) reply.header('connection', 'close')
+          reply.send(new StepUpRequired(stepUpLoginUrl(stepUp, stepUpReturnTo(request.headers.referer, publicUrl.origin))))
+          return
+        }
         try {
           reply.code(statusCode)
         } catch (error) {

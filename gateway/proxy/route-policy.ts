@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ConfigError } from '../config.js'
 import type { NormalisedPath } from './normalise-path.js'
+import { ACR_VALUE } from '../auth/login-options.js'
+import type { StepUpNeed } from '../auth/step-up.js'
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = typeof HTTP_METHODS[number]
@@ -27,6 +29,8 @@ export interface CompiledRule {
   roles: readonly string[]
   /** True when roles is `["*"]`. */
   anyRole: boolean
+  /** The rule's `acr` and `maxAge`: how the session must have signed in (see gate.ts); absent when it says neither. */
+  stepUp?: StepUpNeed
   /** Static segments hold decoded text, compared exactly with decoded request segments. */
   segments: readonly TemplateSegment[]
 }
@@ -124,6 +128,10 @@ export async function loadRoutePolicy (routesFile: string): Promise<RoutePolicy>
  * that are not a whole segment, wildcards, and empty role lists (a rule for
  * any signed-in user says `"roles": ["*"]`). Two rules of one route may not
  * allow the same method on the same template shape.
+ *
+ * A rule may also ask for a step-up: `acr` (the session signed in with one of
+ * these authentication context classes) and/or `maxAge` (at most this many
+ * seconds ago); see gate.ts.
  *
  * `allowMethodParam` (default false) lets requests to the route carry a
  * `_method` parameter, in the query string or a form or multipart body; it
@@ -285,6 +293,11 @@ function timeoutProblem (timeoutMs: number): string | undefined {
     : `must be a whole number of milliseconds between 1 and ${MAX_TIMEOUT_MS}`
 }
 
+function maxAgeProblem (maxAge: number): string | undefined {
+  if (!Number.isInteger(maxAge)) return 'must be a whole number of seconds'
+  return maxAge >= 1 ? undefined : 'must be at least 1 second'
+}
+
 function rolesProblem (roles: readonly string[]): string | undefined {
   if (roles.includes(ANY_SIGNED_IN_USER) && roles.length > 1) {
     return `"${ANY_SIGNED_IN_USER}" (any signed-in user) must be the only role`
@@ -313,6 +326,10 @@ const RuleSchema = z.strictObject({
   roles: z.array(z.string().min(1, 'must not be empty'))
     .min(1, `must list at least one role; use ["${ANY_SIGNED_IN_USER}"] for any signed-in user`)
     .superRefine(check(rolesProblem)),
+  acr: z.array(z.string().regex(ACR_VALUE, 'must be an acr value: 1 to 256 printable ASCII characters, no space, " or \\'))
+    .min(1, 'must list at least one acr value (any one of them suffices)')
+    .optional(),
+  maxAge: z.number().superRefine(check(maxAgeProblem)).optional(),
 })
 
 const RouteSchema = z.strictObject({
@@ -380,6 +397,9 @@ function compileRule (input: RuleInput): CompiledRule {
     methods: input.methods,
     roles: input.roles,
     anyRole: input.roles.includes(ANY_SIGNED_IN_USER),
+    ...(input.acr !== undefined || input.maxAge !== undefined
+      ? { stepUp: { ...(input.acr !== undefined ? { acrValues: input.acr } : {}), ...(input.maxAge !== undefined ? { maxAge: input.maxAge } : {}) } }
+      : {}),
     segments: input.path.split('/').slice(1).map((part): TemplateSegment =>
       part.startsWith(':') ? { param: true, name: part.slice(1) } : { param: false, value: part }),
   }

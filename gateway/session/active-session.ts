@@ -15,6 +15,12 @@ export interface SessionSecrets {
   csrfToken: string
   claims: Record<string, unknown>
   roles: string[]
+  /** The authentication context class the ID token of the login named (`acr`), if any. */
+  acr?: string
+  /** When the user authenticated (the ID token's `auth_time`), epoch milliseconds, if the IdP said. */
+  authTime?: number
+  /** The session's count of refresh requests when these tokens were obtained (see `SessionMarks`). */
+  refreshRequestsSeen?: number
 }
 
 export interface ActiveSession {
@@ -24,6 +30,10 @@ export interface ActiveSession {
   lastSeenAt: number
   idleExpiresAt: number
   secrets: SessionSecrets
+  /** Refreshes asked for from elsewhere, as last read from the store; more than the tokens saw means one is due. */
+  refreshRequests?: number
+  /** The session's `acr` is no longer trusted (an assurance level changed at the IdP). */
+  acrForgotten?: boolean
   /** Needed to re-seal after a refresh; never logged. */
   cookie: SessionCookieValue
 }

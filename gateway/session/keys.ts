@@ -4,10 +4,10 @@
  *
  * Keys that belong to one session carry its hash tag `{s:<handle>}`, so they
  * live in one Redis Cluster slot with the session: its refresh lock and the
- * marker that its tokens were revoked. A user's index and epoch share `{u:<sub>}`.
- * Only the session record itself ends in `}`: the scan pattern for sessions
- * (`bff:{s:*}`, where `*` cannot be followed by anything after the final brace)
- * never matches the keys beside it.
+ * marker that its tokens were revoked. A user's index, epoch and account
+ * status share `{u:<sub>}`. Only the session record itself ends in `}`: the
+ * scan pattern for sessions (`bff:{s:*}`, where `*` cannot be followed by
+ * anything after the final brace) never matches the keys beside it.
  */
 const PREFIX = 'bff:'
 
@@ -24,6 +24,8 @@ export const keyFor = {
   tokensRevoked: (handle: string) => `${PREFIX}{s:${tag(handle)}}:tokens-revoked`,
   userSessions: (sub: string) => `${PREFIX}{u:${tag(sub)}}:sessions`,
   userEpoch: (sub: string) => `${PREFIX}{u:${tag(sub)}}:epoch`,
+  /** Present while the user's account is disabled: no login of theirs creates a session. */
+  accountDisabled: (sub: string) => `${PREFIX}{u:${tag(sub)}}:disabled`,
   sidSessions: (sid: string) => `${PREFIX}{sid:${tag(sid)}}`,
   loginState: (state: string) => `${PREFIX}login:{${tag(state)}}`,
   /** A back-channel logout token's `jti`, claimed once per issuer. */
@@ -32,6 +34,8 @@ export const keyFor = {
   dpopProofId: (jkt: string, jti: string) => `${PREFIX}once:{${tag(`dpop-jti:${jkt}:${jti}`)}}`,
   /** A native sign-in waiting to be redeemed, by the hash of its handoff code. */
   handoff: (id: string) => `${PREFIX}handoff:{${tag(id)}}`,
+  /** A Security Event Token's `jti`, claimed once per issuer. */
+  securityEventId: (issuer: string, jti: string) => `${PREFIX}once:{${tag(`set-jti:${issuer}:${jti}`)}}`,
   /** Pattern matching every session key, for flush-all. */
   allSessions: () => `${PREFIX}{s:*}`,
   allUserIndexes: () => `${PREFIX}{u:*}:sessions`,

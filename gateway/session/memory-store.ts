@@ -16,6 +16,7 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
   const handoffs = new Map<string, Expiring<string>>()
   const claimed = new Map<string, number>()
   const locks = new Map<string, Expiring<string>>()
+  const disabled = new Set<string>()
 
   const live = <T>(map: Map<string, Expiring<T>>, key: string): T | undefined => {
     const entry = map.get(key)
@@ -130,6 +131,25 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
     },
     async listBySid (sid) {
       return [...(bySid.get(sid) ?? [])].filter(handle => active(handle) !== undefined)
+    },
+    async requestRefresh (handle) {
+      const session = active(handle)
+      if (!session) return false
+      session.refreshRequests = (session.refreshRequests ?? 0) + 1
+      return true
+    },
+    async forgetAcr (handle) {
+      const session = active(handle)
+      if (!session) return false
+      session.acrForgotten = true
+      return true
+    },
+    async isDisabled (sub) {
+      return disabled.has(sub)
+    },
+    async setDisabled (sub, isDisabled) {
+      if (isDisabled) disabled.add(sub)
+      else disabled.delete(sub)
     },
     async revokeByUser (sub, reason) {
       return [...(byUser.get(sub) ?? [])].filter(handle => revoke(handle, reason))

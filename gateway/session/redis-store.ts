@@ -1,11 +1,12 @@
 /**
  * The Redis session store (standalone, Sentinel or Cluster).
  *
- * Layout: a session is one hash (`v`, `meta`, `sealed`, `seen`) whose TTL is
- * the session's remaining life; a user's sessions are a sorted set scored by
- * absolute expiry, pruned whenever it is read, so it stays consistent with
- * sessions that simply expired. Multi-step updates that must be atomic are Lua
- * scripts over one key, so they are Cluster-safe.
+ * Layout: a session is one hash (`v`, `meta`, `sealed`, `seen`; `revoked` on a
+ * tombstone; `rr` and `na` for its marks) whose TTL is the session's remaining
+ * life; a user's sessions are a sorted set scored by absolute expiry, pruned
+ * whenever it is read, so it stays consistent with sessions that simply
+ * expired. Multi-step updates that must be atomic are Lua scripts over one
+ * key, so they are Cluster-safe.
  */
 import { Cluster } from 'ioredis'
 import { SessionStoreUnavailable } from '../errors.js'
@@ -34,6 +35,13 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return false end
 redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
 return redis.call('HGET', KEYS[1], 'meta')`
+
+// Counts a mark on a live session (a hash field beside its data), keeping its TTL and version.
+const MARK_IF_LIVE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1`
 
 const INCR_WITH_TTL = `
 local value = redis.call('INCR', KEYS[1])
@@ -68,6 +76,7 @@ interface ScriptCommands {
   bffIfOwnerDel (key: string, owner: string): Promise<number>
   bffRevokeIfLive (key: string, reason: string): Promise<string | null>
   bffIncrWithTtl (key: string, ttlMs: number): Promise<number>
+  bffMarkIfLive (key: string, field: string): Promise<number>
   bffSetAddWithTtl (key: string, member: string, ttlMs: number): Promise<number>
 }
 
@@ -80,6 +89,7 @@ function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommand
     bffIfOwnerDel: IF_OWNER_DEL,
     bffRevokeIfLive: REVOKE_IF_LIVE,
     bffIncrWithTtl: INCR_WITH_TTL,
+    bffMarkIfLive: MARK_IF_LIVE,
     bffSetAddWithTtl: SET_ADD_WITH_TTL,
   }
   for (const [name, lua] of Object.entries(scripts)) {
@@ -87,6 +97,9 @@ function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommand
   }
   return redis as RedisConnection & ScriptCommands
 }
+
+/** The hash fields that hold a session's marks (see `SessionMarks`). */
+const MARK_FIELD = { refresh: 'rr', forgetAcr: 'na' } as const
 
 function parseSession (handle: string, fields: Record<string, string>): StoredSession | undefined {
   if (!fields.v || !fields.meta || !fields.sealed) return undefined
@@ -97,6 +110,8 @@ function parseSession (handle: string, fields: Record<string, string>): StoredSe
     sealed: fields.sealed,
     lastSeenAt: Number(fields.seen ?? 0),
     ...(fields.revoked ? { revoked: fields.revoked as RevocationReason } : {}),
+    ...(fields[MARK_FIELD.refresh] ? { refreshRequests: Number(fields[MARK_FIELD.refresh]) } : {}),
+    ...(fields[MARK_FIELD.forgetAcr] ? { acrForgotten: true } : {}),
   }
 }
 
@@ -171,6 +186,12 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
   })
   const takeOnce = (key: string) => guarded(async () => (await redis.getdel(key)) ?? undefined)
 
+  async function mark (handle: string, field: string): Promise<boolean> {
+    if (await redis.bffMarkIfLive(keyFor.session(handle), field) !== 1) return false
+    await announce(invalidationMessage.session(handle))
+    return true
+  }
+
   return {
     kind: 'redis',
     create: (session, ttlMs) => guarded(async () => {
@@ -217,6 +238,13 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       const handles = await redis.smembers(keyFor.sidSessions(sid))
       const sessions = await Promise.all(handles.map(readSession))
       return handles.filter((_, i) => sessions[i] !== undefined && !sessions[i]?.revoked)
+    }),
+    requestRefresh: (handle) => guarded(() => mark(handle, MARK_FIELD.refresh)),
+    forgetAcr: (handle) => guarded(() => mark(handle, MARK_FIELD.forgetAcr)),
+    isDisabled: (sub) => guarded(async () => (await redis.exists(keyFor.accountDisabled(sub))) === 1),
+    setDisabled: (sub, disabled) => guarded(async () => {
+      if (disabled) await redis.set(keyFor.accountDisabled(sub), '1')
+      else await redis.del(keyFor.accountDisabled(sub))
     }),
     revokeByUser: (sub, reason) => guarded(async () => {
       const handles = await redis.zrange(keyFor.userSessions(sub), 0, -1)

@@ -15,15 +15,15 @@
  * session an index missed and makes the next login re-authenticate.
  */
 import type { Audit } from '../observability/audit.js'
-import type { ActiveSession } from './sessions.js'
+import type { ActiveSession, LoginIdentity } from './sessions.js'
 import type { RevocationReason, SessionRecords, UserSessionIndex } from './store.js'
 
 /** Which sessions end. */
 export type RevocationTarget =
   /** The session of the current request. */
   | { session: ActiveSession }
-  /** Whatever record a browser's cookie names, live or tombstone: a new login is replacing it. */
-  | { cookie: string | undefined }
+  /** Whatever record a browser's cookie names, live or tombstone: a new login (of `replacedBy`) is replacing it. */
+  | { cookie: string | undefined, replacedBy?: LoginIdentity }
   /** One session by its public handle; with `sub`, only if it is that user's (else nothing happens). */
   | { handle: string, sub?: string }
   /** Every session of a user; with `except`, all but that one (and no epoch bump). */
@@ -49,8 +49,8 @@ export interface RevocationOptions {
   index: Pick<UserSessionIndex, 'listByUser' | 'listBySid' | 'revokeByUser' | 'revokeAll' | 'bumpUserEpoch'>
   /** Tombstones a session from its own request and revokes its tokens now (the session manager's). */
   revokeOwn: (session: ActiveSession, reason: RevocationReason) => Promise<void>
-  /** Ends the record a cookie names, revoking its tokens (the session manager's). */
-  forgetCookie: (rawCookie: string | undefined) => Promise<void>
+  /** Ends the record a cookie names, revoking its tokens unless `replacedBy` carries on its grant (the session manager's). */
+  forgetCookie: (rawCookie: string | undefined, replacedBy?: LoginIdentity) => Promise<void>
   /** Revokes a refresh token at the IdP, bounded in time; never throws. */
   revokeRefreshToken: (token: string | undefined) => Promise<void>
   audit: Audit
@@ -117,7 +117,7 @@ export function createRevocation (options: RevocationOptions): Revocation {
       const { reason } = request
       if ('session' in request) return revokeOwn(request.session, reason)
       if ('cookie' in request) {
-        await options.forgetCookie(request.cookie)
+        await options.forgetCookie(request.cookie, request.replacedBy)
         return 1
       }
       // Only the session's own request can end it without a tombstone.

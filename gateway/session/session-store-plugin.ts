@@ -4,8 +4,9 @@
  * manager and revocation service built on them. Everything here is created,
  * decorated and closed by this plugin. The rest of the gateway never sees the
  * store: each part is handed the one role it needs (`loginStates`,
- * `replayClaims`, `leases`), and sessions are read through `sessions`, ended
- * through `revocation`, and handed to native apps through `handoffCodes`.
+ * `replayClaims`, `leases`), sessions are read through `sessions`, ended
+ * through `revocation`, and handed to native apps through `handoffCodes`;
+ * account status and session marks are set through `accounts`.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -18,6 +19,7 @@ import { createChangeWaiters } from './change-waiters.js'
 import { applyInvalidation, parseInvalidation, subscribeInvalidations, type Invalidation } from './invalidation.js'
 import type { Leases, LoginStates, ReplayClaims, SessionStore } from './store.js'
 import { createRevocation, type Revocation } from './revocation.js'
+import { createAccounts, type Accounts } from './accounts.js'
 import { createSessionCrypto } from './session-crypto.js'
 import { createSessionManager, type SessionAccess } from './sessions.js'
 import { createHandoffCodes, type HandoffCodes } from './handoff-codes.js'
@@ -35,6 +37,8 @@ declare module 'fastify' {
     sessions: SessionAccess
     /** The one way sessions end. */
     revocation: Revocation
+    /** Account status and the marks an operator or a security event puts on a user's sessions. */
+    accounts: Accounts
     sessionChanges: SessionChanges
     loginStates: LoginStates
     replayClaims: ReplayClaims
@@ -120,14 +124,24 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
   listeners.push((invalidation) => waiters.announce(invalidation))
 
   app.decorate('sessions', sessions)
-  app.decorate('revocation', createRevocation({
+  const revocation = createRevocation({
     records: store,
     index: store,
     revokeOwn: (session, reason) => sessions.revoke(session, reason),
-    forgetCookie: (rawCookie) => sessions.forget(rawCookie),
+    forgetCookie: (rawCookie, replacedBy) => sessions.forget(rawCookie, replacedBy),
     revokeRefreshToken: (token) => revokeRefreshToken(oidc, token, app.log),
     audit,
     epochTtlMs: config.absoluteTimeoutSeconds * 1000,
+  })
+  app.decorate('revocation', revocation)
+  app.decorate('accounts', createAccounts({
+    statuses: { isDisabled: store.isDisabled, setDisabled: store.setDisabled },
+    marks: { requestRefresh: store.requestRefresh, forgetAcr: store.forgetAcr },
+    records: store,
+    index: store,
+    revocation,
+    audit,
+    statusChanged: (status, source) => metrics.accountStatusChanges.inc({ status, source }),
   }))
   // Each role as an object of its own: nothing else of the store is reachable through it.
   app.decorate('loginStates', { saveLoginState: store.saveLoginState, takeLoginState: store.takeLoginState } satisfies LoginStates)

@@ -16,6 +16,21 @@ import type { ActiveSession, SessionSecrets } from './active-session.js'
 
 export type { ActiveSession, SessionSecrets } from './active-session.js'
 
+/** Who a new login signed in, as its ID token says. */
+export type LoginIdentity = Pick<SessionMeta, 'sub' | 'sid'>
+
+/**
+ * Whether a replaced session and the login replacing it came from one IdP session. Their tokens
+ * can then belong to one grant (oidc-provider keeps one grant per IdP session and client, and
+ * revoking any of its refresh tokens ends the grant), so revoking the old refresh token would end
+ * the new one too: a step-up or repeated login in one browser would sign the user out at the next
+ * refresh. Without a `sid` on either side it cannot be told apart, and the new session is the one
+ * to keep.
+ */
+export function sharesIdpSession (replaced: SessionMeta, replacedBy: LoginIdentity): boolean {
+  return replaced.sub === replacedBy.sub && (replaced.sid === undefined || replacedBy.sid === undefined || replaced.sid === replacedBy.sid)
+}
+
 export interface NewSession {
   session: ActiveSession
   /** The signed cookie value to send to the browser. */
@@ -61,8 +76,11 @@ export interface SessionManager {
   revoke (session: ActiveSession, reason: RevocationReason): Promise<void>
   /** Why the session this cookie named was revoked from elsewhere, if it was. */
   revocationOf (rawCookie: string | undefined): Promise<RevocationReason | undefined>
-  /** Ends whatever record the cookie names, live or tombstone, revoking its tokens (a new login replaces it). */
-  forget (rawCookie: string | undefined): Promise<void>
+  /**
+   * Ends whatever record the cookie names, live or tombstone (a new login replaces it), revoking its
+   * tokens unless the new login came through the same IdP session (see `sharesIdpSession`).
+   */
+  forget (rawCookie: string | undefined, replacedBy?: LoginIdentity): Promise<void>
   cookieMaxAgeSeconds (session: Pick<ActiveSession, 'meta'>): number
   /** A user's live sessions (their devices), newest activity first. */
   listByUser (sub: string): Promise<StoredSession[]>
@@ -115,6 +133,8 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       lastSeenAt: stored.lastSeenAt,
       idleExpiresAt: Math.min(stored.lastSeenAt + idleMs, stored.meta.absoluteExpiresAt),
       secrets,
+      ...(stored.refreshRequests ? { refreshRequests: stored.refreshRequests } : {}),
+      ...(stored.acrForgotten ? { acrForgotten: true } : {}),
       cookie,
     }
   }
@@ -216,13 +236,14 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       const cookie = decodeSessionCookie(rawCookie, crypto)
       return cookie ? (await store.get(cookie.handle))?.revoked : undefined
     },
-    async forget (rawCookie) {
+    async forget (rawCookie, replacedBy) {
       const cookie = decodeSessionCookie(rawCookie, crypto)
       if (!cookie) return
       const stored = await store.get(cookie.handle)
       if (!stored) return
-      // The replaced session's grant would otherwise live on at the IdP until it expired.
-      await revokeTokensOnce(stored, cookie, stored.revoked ?? 'user')
+      // The replaced session's grant would otherwise live on at the IdP until it expired; unless the
+      // new session carries on that very grant.
+      if (!replacedBy || !sharesIdpSession(stored.meta, replacedBy)) await revokeTokensOnce(stored, cookie, stored.revoked ?? 'user')
       await store.destroy(cookie.handle)
     },
     cookieMaxAgeSeconds (session) {

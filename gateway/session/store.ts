@@ -28,7 +28,7 @@ export interface SessionMeta {
 }
 
 /** Why a session was ended by someone other than its own browser. */
-export type RevocationReason = 'operator' | 'backchannel' | 'user' | 'binding' | 'theft_suspected' | 'epoch'
+export type RevocationReason = 'operator' | 'backchannel' | 'user' | 'binding' | 'theft_suspected' | 'epoch' | 'account_disabled' | 'security_event'
 
 export interface StoredSession {
   /** Public handle: a one-way hash of the cookie's id, so it can never be used as a cookie. */
@@ -45,6 +45,13 @@ export interface StoredSession {
    * its next login can force re-authentication; it is never usable as a session again.
    */
   revoked?: RevocationReason
+  /**
+   * How many times a refresh of the session's tokens was asked for from elsewhere (an operator, a
+   * security event); the tokens record how many they answered (see `SessionMarks`).
+   */
+  refreshRequests?: number
+  /** Set once the session's authentication level is no longer trusted: its `acr` is forgotten. */
+  acrForgotten?: boolean
 }
 
 /**
@@ -80,6 +87,27 @@ export interface UserSessionIndex {
   userEpoch (sub: string): Promise<number>
   /** Increments the epoch in one write: every session created before it is over. */
   bumpUserEpoch (sub: string, ttlMs: number): Promise<number>
+}
+
+/**
+ * Marks put on a live session from elsewhere, where only its record can be reached (its tokens
+ * are sealed under its browser's key). The record carries them, so the read every request
+ * already makes returns them at no extra cost; every instance then applies them at the session's
+ * next use. Each mark is announced on the invalidation channel, so cached copies are dropped.
+ * Neither changes the record's version: a refresh in flight still stores its tokens.
+ */
+export interface SessionMarks {
+  /** Counts one more refresh request on a live session; false when there is no live session. */
+  requestRefresh (handle: string): Promise<boolean>
+  /** Makes a live session forget its `acr` for good; false when there is no live session. */
+  forgetAcr (handle: string): Promise<boolean>
+}
+
+/** Whether a user may sign in, the same on every instance. */
+export interface AccountStatuses {
+  isDisabled (sub: string): Promise<boolean>
+  /** Disabled until set back; never expires by itself. */
+  setDisabled (sub: string, disabled: boolean): Promise<void>
 }
 
 /** Short-lived login transactions between /bff/login and /bff/callback, readable once. */
@@ -123,4 +151,4 @@ export interface StoreHealth {
  * A whole store implementation (memory or Redis). Only the session layer holds one; every
  * other part of the gateway is handed the one role it needs.
  */
-export interface SessionStore extends SessionRecords, UserSessionIndex, LoginStates, Handoffs, ReplayClaims, Leases, StoreHealth {}
+export interface SessionStore extends SessionRecords, UserSessionIndex, SessionMarks, AccountStatuses, LoginStates, Handoffs, ReplayClaims, Leases, StoreHealth {}

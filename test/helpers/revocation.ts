@@ -11,7 +11,7 @@ export function testRevocation (store: SessionStore, sessions: SessionManager): 
     records: store,
     index: store,
     revokeOwn: (session, reason) => sessions.revoke(session, reason),
-    forgetCookie: (rawCookie) => sessions.forget(rawCookie),
+    forgetCookie: (rawCookie, replacedBy) => sessions.forget(rawCookie, replacedBy),
     revokeRefreshToken: async () => {},
     audit: () => {},
     epochTtlMs: 86_400_000,

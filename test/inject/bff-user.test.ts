@@ -49,6 +49,9 @@ describe('GET /bff/user', () => {
       csrfToken: session.csrfToken,
       expiresAt: expect.any(String),
       idleExpiresAt: expect.any(String),
+      // Signed in without an acr or auth_time in its ID token.
+      acr: null,
+      authTime: null,
     })
     expect(Date.parse(body.idleExpiresAt as string)).toBeLessThanOrEqual(Date.parse(body.expiresAt as string))
     expect(response.body).not.toContain('secret-access-token')

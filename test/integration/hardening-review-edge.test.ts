@@ -8,21 +8,15 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { captureLogLines } from '../helpers/log-lines.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 import { HttpBrowser } from '../helpers/http-browser.js'
 import { authenticateAtIdp, capture, startLogin } from '../helpers/login-flow.js'
 import { firstBody, rawExchange } from '../helpers/raw-http.js'
 
-type LogLine = Record<string, unknown>
-
 /** Every line both listeners log, parsed. */
-const logLines: LogLine[] = []
-const logStream = {
-  write (chunk: string) {
-    for (const text of chunk.split('\n')) if (text) logLines.push(JSON.parse(text) as LogLine)
-  },
-}
+const { lines: logLines, stream: logStream } = captureLogLines()
 
 let stack: Stack
 let redis: Redis

@@ -228,6 +228,86 @@ describe.each(subjects)('session store contract: $name', (subject) => {
     })
   })
 
+  describe('session marks', () => {
+    it('counts refresh requests on a live session, read back with it, without changing its version or data', async () => {
+      await store.create(session('m1'), HOUR)
+      expect((await store.get('m1'))?.refreshRequests ?? 0).toBe(0)
+      expect(await store.requestRefresh('m1')).toBe(true)
+      expect(await store.requestRefresh('m1')).toBe(true)
+      expect(await store.get('m1')).toMatchObject({ version: 1, sealed: 'sealed-m1', refreshRequests: 2 })
+    })
+
+    it('keeps the marks when the tokens are replaced, so a refresh that started before a request cannot clear it', async () => {
+      await store.create(session('m2'), HOUR)
+      expect(await store.requestRefresh('m2')).toBe(true)
+      expect(await store.forgetAcr('m2')).toBe(true)
+      const current = await store.get('m2')
+      expect(await store.replace('m2', 1, { meta: current!.meta, sealed: 'v2' }, HOUR)).toBe(true)
+      expect(await store.get('m2')).toMatchObject({ version: 2, sealed: 'v2', refreshRequests: 1, acrForgotten: true })
+    })
+
+    it('makes a live session forget its acr, for good', async () => {
+      await store.create(session('m3'), HOUR)
+      expect((await store.get('m3'))?.acrForgotten ?? false).toBe(false)
+      expect(await store.forgetAcr('m3')).toBe(true)
+      expect(await store.forgetAcr('m3')).toBe(true)
+      expect((await store.get('m3'))?.acrForgotten).toBe(true)
+    })
+
+    it('marks nothing that is not a live session: no record created, no tombstone marked', async () => {
+      expect(await store.requestRefresh('ghost')).toBe(false)
+      expect(await store.forgetAcr('ghost')).toBe(false)
+      expect(await store.get('ghost')).toBeUndefined()
+      await store.create(session('m4'), HOUR)
+      await store.revoke('m4', 'operator')
+      expect(await store.requestRefresh('m4')).toBe(false)
+      expect(await store.forgetAcr('m4')).toBe(false)
+      expect(await store.get('m4')).toMatchObject({ revoked: 'operator' })
+      expect((await store.get('m4'))?.refreshRequests ?? 0).toBe(0)
+    })
+
+    it('a new session under a handle starts without the marks of one before it', async () => {
+      await store.create(session('m5'), HOUR)
+      await store.requestRefresh('m5')
+      await store.forgetAcr('m5')
+      await store.destroy('m5')
+      await store.create(session('m5'), HOUR)
+      const fresh = await store.get('m5')
+      expect(fresh?.refreshRequests ?? 0).toBe(0)
+      expect(fresh?.acrForgotten ?? false).toBe(false)
+    })
+  })
+
+  describe('account status', () => {
+    it('is active until disabled, and active again once enabled', async () => {
+      expect(await store.isDisabled('erin')).toBe(false)
+      await store.setDisabled('erin', true)
+      await store.setDisabled('erin', true)
+      expect(await store.isDisabled('erin')).toBe(true)
+      expect(await store.isDisabled('frank')).toBe(false)
+      await store.setDisabled('erin', false)
+      expect(await store.isDisabled('erin')).toBe(false)
+      await store.setDisabled('erin', false)
+      expect(await store.isDisabled('erin')).toBe(false)
+    })
+
+    it('keeps subs with hash-tag braces apart', async () => {
+      await store.setDisabled('gr{ace}', true)
+      expect(await store.isDisabled('gr{ace}')).toBe(true)
+      expect(await store.isDisabled('gr')).toBe(false)
+      await store.setDisabled('gr{ace}', false)
+    })
+
+    it('outlives the end of every session (a flush does not enable anyone)', async () => {
+      await store.setDisabled('heidi', true)
+      await store.create(session('h9', 'heidi'), HOUR)
+      await store.revokeAll('operator')
+      await store.destroyAll()
+      expect(await store.isDisabled('heidi')).toBe(true)
+      await store.setDisabled('heidi', false)
+    })
+  })
+
   describe('login state', () => {
     it('is readable exactly once', async () => {
       await store.saveLoginState('s1', 'payload', 60_000)
@@ -324,6 +404,14 @@ describe('redis store when Redis is down', () => {
     try {
       await store.create(session('h1', 'alice'), HOUR)
       expect((await probe.keys('*')).sort()).toEqual(['bff:{s:h1}', 'bff:{u:alice}:sessions'])
+      // A user's account status lives in the user's slot; marks are fields of the session's own hash.
+      await store.setDisabled('alice', true)
+      await store.requestRefresh('h1')
+      await store.forgetAcr('h1')
+      expect((await probe.keys('*')).sort()).toEqual(['bff:{s:h1}', 'bff:{u:alice}:disabled', 'bff:{u:alice}:sessions'])
+      expect(await probe.hmget('bff:{s:h1}', 'rr', 'na')).toEqual(['1', '1'])
+      // Marking kept the session's TTL.
+      expect(await probe.pttl('bff:{s:h1}')).toBeGreaterThan(HOUR - 60_000)
     } finally {
       probe.disconnect()
       await store.close()

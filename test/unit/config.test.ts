@@ -126,6 +126,34 @@ describe('configuration', () => {
   })
 })
 
+describe('configuration: the Shared Signals receiver', () => {
+  it('has none without SSF_ISSUER', () => {
+    expect(loadConfig(valid).ssf).toBeUndefined()
+  })
+
+  it('defaults to the IdP\'s keys when the transmitter is the IdP, and to PUBLIC_URL as the audience', () => {
+    expect(loadConfig({ ...valid, SSF_ISSUER: valid.OIDC_ISSUER }).ssf).toEqual({
+      issuer: 'https://idp.example.com', jwksUri: undefined, audience: 'https://app.example.com', pushToken: undefined,
+    })
+  })
+
+  it('takes another transmitter with its own keys, audience and push token', () => {
+    const ssf = loadConfig({ ...valid, SSF_ISSUER: 'https://risk.example', SSF_JWKS_URI: 'https://risk.example/jwks', SSF_AUDIENCE: 'urn:app', SSF_PUSH_TOKEN: 'p'.repeat(32) }).ssf
+    expect(ssf).toEqual({ issuer: 'https://risk.example', jwksUri: 'https://risk.example/jwks', audience: 'urn:app', pushToken: 'p'.repeat(32) })
+  })
+
+  it.each([
+    ['another transmitter without keys', { SSF_ISSUER: 'https://risk.example' }, 'SSF_JWKS_URI: is required when SSF_ISSUER is not OIDC_ISSUER'],
+    ['settings without a transmitter', { SSF_PUSH_TOKEN: 'p'.repeat(32) }, 'SSF_PUSH_TOKEN: needs SSF_ISSUER (without it there is no Shared Signals receiver)'],
+    ['a short push token', { SSF_ISSUER: valid.OIDC_ISSUER, SSF_PUSH_TOKEN: 'short' }, 'SSF_PUSH_TOKEN: must be at least 32 characters'],
+    ['keys over plain http elsewhere than loopback', { SSF_ISSUER: 'https://risk.example', SSF_JWKS_URI: 'http://risk.example/jwks' },
+      'SSF_JWKS_URI: plain http is only allowed for loopback addresses unless OIDC_ALLOW_INSECURE_HTTP=true'],
+    ['an issuer that is not a URL', { SSF_ISSUER: 'risk engine' }, 'SSF_ISSUER: must be an http(s) URL'],
+  ])('refuses %s', async (_case, env, problem) => {
+    expect(await problemsOf({ ...valid, ...env })).toContain(problem)
+  })
+})
+
 describe('gateway process start-up with a bad configuration', () => {
   it('exits non-zero before listening, one plain line per problem naming the variable, no secret echoed', () => {
     const env = { PATH: process.env.PATH, ...valid, OIDC_CLIENT_ID: '', ADMIN_TOKEN: 'tiny-secret-value' }

@@ -101,6 +101,15 @@ describe('parseRoutePolicy: each problem is one line naming its place', () => {
       ['routes[0].allow[0].roles: "*" (any signed-in user) must be the only role']],
     ['missing roles', { routes: [apiRoute({ allow: [{ methods: ['GET'], path: '/orders' }] })] }, ['routes[0].allow[0].roles: is required']],
 
+    ['acr not a list', { routes: [apiRoute({ allow: [rule({ acr: 'urn:mfa' })] })] }, ['routes[0].allow[0].acr: must be an array']],
+    ['empty acr list', { routes: [apiRoute({ allow: [rule({ acr: [] })] })] },
+      ['routes[0].allow[0].acr: must list at least one acr value (any one of them suffices)']],
+    ['acr value with a space', { routes: [apiRoute({ allow: [rule(), rule({ path: '/orders/:id', acr: ['urn:mfa', 'two words'] })] })] },
+      ['routes[0].allow[1].acr[1]: must be an acr value: 1 to 256 printable ASCII characters, no space, " or \\']],
+    ['maxAge not a number', { routes: [apiRoute({ allow: [rule({ maxAge: '300' })] })] }, ['routes[0].allow[0].maxAge: must be a number']],
+    ['maxAge of 0', { routes: [apiRoute({ allow: [rule({ maxAge: 0 })] })] }, ['routes[0].allow[0].maxAge: must be at least 1 second']],
+    ['fractional maxAge', { routes: [apiRoute({ allow: [rule({ maxAge: 1.5 })] })] }, ['routes[0].allow[0].maxAge: must be a whole number of seconds']],
+
     ['nested prefixes', { routes: [apiRoute(), apiRoute({ prefix: '/api/v2' })] },
       ['routes[1].prefix: "/api/v2" overlaps routes[0].prefix "/api"; prefixes must not nest']],
     ['nested prefixes, longer first', { routes: [apiRoute({ prefix: '/api/v2' }), apiRoute()] },
@@ -159,6 +168,27 @@ describe('parseRoutePolicy: the compiled routes', () => {
       ({ prefix, upstream, rewritePrefix, timeoutMs, websocket, allowMethodParam }))).toEqual([
       { prefix: '/api', upstream: 'http://127.0.0.1:4001', rewritePrefix: '', timeoutMs: undefined, websocket: false, allowMethodParam: false },
       { prefix: '/billing', upstream: 'https://billing.internal', rewritePrefix: '/v2', timeoutMs: 5000, websocket: true, allowMethodParam: true },
+    ])
+  })
+})
+
+describe('parseRoutePolicy: step-up rules', () => {
+  it('compiles acr and maxAge into the rule\'s step-up, and leaves rules without them alone', () => {
+    const { routes } = parseRoutePolicy({
+      routes: [apiRoute({
+        allow: [
+          rule(),
+          rule({ path: '/orders/:id', acr: ['urn:mfa', 'phr'] }),
+          rule({ methods: ['POST'], maxAge: 300 }),
+          rule({ methods: ['DELETE'], path: '/orders/:id', acr: ['urn:mfa'], maxAge: 60 }),
+        ],
+      })],
+    }, 'routes.json')
+    expect(routes[0]!.rules.map(r => r.stepUp)).toEqual([
+      undefined,
+      { acrValues: ['urn:mfa', 'phr'] },
+      { maxAge: 300 },
+      { acrValues: ['urn:mfa'], maxAge: 60 },
     ])
   })
 })

@@ -150,6 +150,8 @@ describe('token refresher: what a refresh stores', () => {
       csrfToken: session.secrets.csrfToken,
       claims: { sub: 'alice', name: 'Alice Admin', roles: ['user', 'admin'] },
       roles: ['user', 'admin'],
+      // No operator asked for a refresh of this user's sessions (claims refresh on demand).
+      refreshRequestsSeen: 0,
     })
     expect(fresh.secrets).toEqual(stored.secrets)
     expect(stored.version).toBe(2)
@@ -320,7 +322,8 @@ function raceOidc (script: Script, sessions: () => SessionManager, session: () =
   })
 }
 
-async function race (script: Script) {
+/** A memory store and a session manager over it, as the refresher's tests use them. */
+function sessionLayer () {
   const store = createMemoryStore()
   const sessions = createSessionManager({
     store,
@@ -328,6 +331,11 @@ async function race (script: Script) {
     idleTimeoutSeconds: 3600,
     absoluteTimeoutSeconds: 86_400,
   })
+  return { store, sessions }
+}
+
+async function race (script: Script) {
+  const { store, sessions } = sessionLayer()
   const { session } = await sessions.create(
     { sub: 'alice', sid: 'idp-session-1', ip: '127.0.0.1', userAgent: 'unit' },
     { accessToken: 'access-1', refreshToken: 'refresh-1', accessTokenExpiresAt: 0, claims: {}, roles: ['user'] })
@@ -411,5 +419,97 @@ describe('token refresher: the IdP grants the refresh', () => {
     expect(result.revoked).toEqual(['refresh-2'])
     expect(result.grantsRejected).toEqual([])
     expect(result.failures).toEqual(['session_gone'])
+  })
+})
+
+/** A session with an access token good for an hour, and a refresher whose IdP can be held mid-refresh. */
+async function markable () {
+  const { store, sessions } = sessionLayer()
+  const { session } = await sessions.create(
+    { sub: 'alice', ip: '127.0.0.1', userAgent: 'unit' },
+    { accessToken: 'access-0', refreshToken: 'refresh-0', accessTokenExpiresAt: Date.now() + HOUR_MS, claims: {}, roles: ['user'] })
+  let calls = 0
+  let hold: Promise<void> | undefined
+  const oidc = scriptedOidc({
+    refresh: async () => {
+      calls += 1
+      const n = calls
+      await hold
+      return { accessToken: `access-${n}`, refreshToken: `refresh-${n}`, accessTokenExpiresAt: Date.now() + HOUR_MS, idTokenClaims: { sub: 'alice', roles: ['user', `role-${n}`] } }
+    }
+  })
+  const refresher = createTokenRefresher({
+    sessions,
+    leases: store,
+    revocation: testRevocation(store, sessions),
+    oidc,
+    skewSeconds: 0,
+    rolesClaim: 'roles',
+    revokeRefreshToken: async () => {},
+    observer: { attempt () {}, success () {}, failure () {}, lockWait () {}, grantRejected () {} },
+  })
+  return {
+    store,
+    sessions,
+    session,
+    refresher,
+    calls: () => calls,
+    /** Holds the IdP's answers until the returned function is called. */
+    holdIdp: () => {
+      let release = () => {}
+      hold = new Promise<void>(resolve => { release = resolve })
+      return () => { hold = undefined; release() }
+    },
+  }
+}
+
+describe('token refresher: a refresh asked for from elsewhere (an operator, a security event)', () => {
+  it('refreshes a session with a good token once it is marked, exactly once, with the newest roles', async () => {
+    const { store, sessions, session, refresher, calls } = await markable()
+    expect(refresher.needsRefresh(session)).toBe(false)
+    await store.requestRefresh(session.handle)
+    const marked = (await sessions.reload(session))!
+    expect(refresher.needsRefresh(marked)).toBe(true)
+    const fresh = await refresher.ensureFresh(marked)
+    expect(calls()).toBe(1)
+    expect(fresh.secrets.roles).toEqual(['user', 'role-1'])
+    expect(refresher.needsRefresh(fresh)).toBe(false)
+    const stored = (await sessions.reload(session))!
+    expect(refresher.needsRefresh(stored)).toBe(false)
+    expect(await refresher.ensureFresh(stored)).toBe(stored)
+    expect(calls()).toBe(1)
+  })
+
+  it('stays due when the mark comes while a refresh is already at the IdP: that refresh may predate the change', async () => {
+    const { store, sessions, session, refresher, calls, holdIdp } = await markable()
+    await store.requestRefresh(session.handle)
+    const release = holdIdp()
+    const first = refresher.ensureFresh((await sessions.reload(session))!)
+    await new Promise(resolve => setTimeout(resolve, 10))
+    expect(calls()).toBe(1)
+    await store.requestRefresh(session.handle)
+    release()
+    await first
+    const stored = (await sessions.reload(session))!
+    expect(refresher.needsRefresh(stored)).toBe(true)
+    expect((await refresher.ensureFresh(stored)).secrets.accessToken).toBe('access-2')
+    expect(calls()).toBe(2)
+  })
+
+  it('a request that saw the mark does not take the answer of a refresh that started before it', async () => {
+    const { store, sessions, session, refresher, calls, holdIdp } = await markable()
+    await store.requestRefresh(session.handle)
+    const release = holdIdp()
+    const early = refresher.ensureFresh((await sessions.reload(session))!)
+    await new Promise(resolve => setTimeout(resolve, 10))
+    await store.requestRefresh(session.handle)
+    // Read after the second mark, while the first refresh is still in flight in this process.
+    const late = refresher.ensureFresh((await sessions.reload(session))!)
+    release()
+    expect((await early).secrets.accessToken).toBe('access-1')
+    const served = await late
+    expect(served.secrets.accessToken).toBe('access-2')
+    expect(refresher.needsRefresh(served)).toBe(false)
+    expect(calls()).toBe(2)
   })
 })

@@ -1,11 +1,12 @@
 /**
- * Bearer-token check for the admin listener, compared in constant time.
+ * A bearer-token check, compared in constant time: the admin listener's
+ * `ADMIN_TOKEN`, the Shared Signals receiver's `SSF_PUSH_TOKEN`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 
-export function createAdminTokenCheck (adminToken: string): (authorization: string | undefined) => boolean {
+export function createBearerTokenCheck (expectedToken: string): (authorization: string | undefined) => boolean {
   // Hash both sides so the comparison takes the same time whatever the lengths.
-  const expected = createHash('sha256').update(adminToken).digest()
+  const expected = createHash('sha256').update(expectedToken).digest()
   return (authorization) => {
     const match = /^Bearer (.+)$/.exec(authorization ?? '')
     if (!match?.[1]) return false
