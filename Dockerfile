@@ -11,6 +11,10 @@ COPY gateway ./gateway
 COPY upstream-mock ./upstream-mock
 COPY scripts ./scripts
 RUN npm run build
+# The demo pages with their bundles of the client library (demo/vendor/, built from client/src).
+COPY client/src ./client/src
+COPY demo ./demo
+RUN npm run build:demo
 
 # The demo identity provider and API. Demo only: it needs oidc-provider, a dev
 # dependency, so it runs from the build stage.
@@ -28,7 +32,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/gateway ./dist/gateway
 COPY deploy/routes.json ./deploy/routes.json
-COPY demo ./demo
+COPY --from=build /app/demo ./demo
 # Inside a container the public listener must take outside connections; the
 # admin listener keeps its loopback default (ADMIN_HOST) and is never published.
 ENV HOST=0.0.0.0

@@ -1,5 +1,5 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'client/dist/**', 'coverage/**', 'test-results/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'client/dist/**', 'coverage/**', 'test-results/**', 'demo/vendor/**'] }),
 ]

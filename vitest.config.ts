@@ -31,6 +31,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // The demo pages' bundles of the client library, built once before any file starts a gateway.
+          globalSetup: ['test/e2e/build-demo-client.ts'],
           ...timeouts,
         },
       },

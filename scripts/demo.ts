@@ -8,6 +8,7 @@ import { startUpstreamMock } from '../upstream-mock/main.js'
 import { loadConfig } from '../gateway/config.js'
 import { loadRoutePolicy } from '../gateway/proxy/route-policy.js'
 import { buildApp } from '../gateway/app.js'
+import { buildDemoClient } from './demo-client.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const publicUrl = process.env.PUBLIC_URL ?? `http://localhost:${port}`
@@ -15,6 +16,9 @@ const idpPort = process.env.IDP_PORT ?? '4000'
 const apiPort = process.env.API_PORT ?? '4001'
 const clientSecret = 'demo-gateway-secret-change-me-0123456789'
 const apiAudience = `http://127.0.0.1:${apiPort}`
+
+// The pages load the client library from demo/vendor/, bundled from client/src.
+await buildDemoClient()
 
 const mock = await startUpstreamMock({
   IDP_PORT: idpPort,
@@ -38,6 +42,8 @@ const config = loadConfig({
   OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }),
   ROUTES_FILE: fileURLToPath(new URL('../deploy/routes.json', import.meta.url)),
   STATIC_DIR: fileURLToPath(new URL('../demo', import.meta.url)),
+  // The native app simulated by demo/native.html gets its sign-in back on a page of the demo.
+  NATIVE_REDIRECT_URIS: `${publicUrl}/native-callback.html`,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : { SESSION_STORE: 'memory' }),
 })
@@ -47,6 +53,7 @@ const addresses = await gateway.listen()
 process.stdout.write([
   '',
   `  Demo ready: open ${publicUrl} and sign in.`,
+  `  A native app, simulated in the browser: ${publicUrl}/native.html`,
   '    alice / alice-password   (roles: user)',
   '    bob   / bob-password     (roles: user, admin)',
   '',

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { onTestFinished } from 'vitest'
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { startStack, type Stack, type StackOptions } from '../helpers/stack.js'
 
 /** Debian's package (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -43,12 +43,19 @@ export interface DemoSetup {
   close (): Promise<void>
 }
 
-/** A full stack whose gateway serves the demo SPA, and a Chromium to drive it, started together. */
-export async function startDemo (): Promise<DemoSetup> {
-  const [stack, browser] = await Promise.all([
-    startStack({ gatewayEnv: { STATIC_DIR: DEMO_DIR } }),
-    launchChromium(),
-  ])
+/**
+ * A full stack whose gateway serves the demo pages, and a Chromium to drive it, started together.
+ * The pages' bundles of the client library (demo/vendor/) are built by the e2e project's global setup.
+ */
+export async function startDemo (gatewayEnv: (publicUrl: string) => Record<string, string> = () => ({})): Promise<DemoSetup> {
+  const stackOptions: StackOptions = { gatewayEnv: publicUrl => ({ STATIC_DIR: DEMO_DIR, ...gatewayEnv(publicUrl) }) }
+  const [started, launched] = await Promise.allSettled([startStack(stackOptions), launchChromium()])
+  if (started.status === 'rejected' || launched.status === 'rejected') {
+    // A gateway that refuses its settings leaves no browser behind (nor a browser that failed, a stack).
+    await Promise.all([started, launched].map(result => result.status === 'fulfilled' ? result.value.close() : undefined))
+    throw [started, launched].find(result => result.status === 'rejected')!.reason
+  }
+  const [stack, browser] = [started.value, launched.value]
   return {
     stack,
     browser,

@@ -5,7 +5,7 @@
  * own login page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import type { Stack } from '../helpers/stack.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 import { callFromPage, openPage, startDemo, type DemoSetup, screenshot, signInThroughPage, typeCredentials } from './chromium.js'
@@ -174,29 +174,132 @@ describe('my devices', () => {
   })
 })
 
-describe('signing out', () => {
-  it('ends the session in a second tab too: its next action shows the sign-in screen', async () => {
-    const { context, page: first } = await openPage(browser)
-    await first.goto(`${gatewayUrl}/`)
-    await signInThroughPage(first, gatewayUrl, 'alice')
-    const second = await context.newPage()
-    await second.goto(`${gatewayUrl}/`)
-    await second.locator('#signed-in').waitFor()
+/** Counts the documents `page` loads from now on: a tab that follows another must do so without a reload. */
+function documentLoads (page: Page): () => number {
+  let loads = 0
+  page.on('load', () => { loads++ })
+  return () => loads
+}
 
-    // Tab 1 signs out, then confirms at the identity provider, which sends it back to the demo page.
+/** Two tabs of one browser on the demo, signed in. */
+async function twoSignedInTabs (): Promise<{ context: BrowserContext, first: Page, second: Page }> {
+  const { context, page: first } = await openPage(browser)
+  await first.goto(`${gatewayUrl}/`)
+  await signInThroughPage(first, gatewayUrl, 'alice')
+  const second = await context.newPage()
+  await second.goto(`${gatewayUrl}/`)
+  await second.locator('#signed-in').waitFor()
+  return { context, first, second }
+}
+
+// Sharing is instant (a BroadcastChannel message); the second leaves room for a loaded machine.
+const FOLLOWS_WITHIN_MS = 1_000
+
+describe('across tabs', () => {
+  it('signing out in one tab shows the signed-out state in the other within a second, without a reload', async () => {
+    const { context, first, second } = await twoSignedInTabs()
+    const secondLoads = documentLoads(second)
+    stack.api.clear()
+
+    const loggedOut = first.waitForResponse(`${gatewayUrl}/bff/logout`)
     await first.locator('#sign-out').click()
+    expect((await loggedOut).status()).toBe(200)
+    await second.locator('#signed-out').waitFor({ timeout: FOLLOWS_WITHIN_MS })
+    expect(await signedOutReason(second)).toBe('You signed out in another tab.')
+    expect(await second.locator('#signed-in').isVisible()).toBe(false)
+
+    // Tab 1 goes on to end the identity provider's session, which sends it back to the demo page.
     await first.waitForURL(url => url.origin === new URL(stack.idp.issuer).origin)
     await first.getByRole('button', { name: 'Yes, sign me out' }).click()
     await first.waitForURL(`${gatewayUrl}/`)
     await first.locator('#signed-out').waitFor()
     expect((await context.cookies(gatewayUrl)).find(c => c.name === 'bff')).toBeUndefined()
-
-    stack.api.clear()
-    await second.locator('button.call[data-path="/api/orders"][data-method="GET"]').click()
-    await second.locator('#signed-out').waitFor()
-    expect(await second.locator('#signed-in').isVisible()).toBe(false)
-    expect(await signedOutReason(second)).toContain('GET /api/orders answered 401')
+    expect(secondLoads()).toBe(0)
+    // Ended, not only shown as ended: a call from the second tab is refused before the API.
+    expect(await second.evaluate(() => fetch('/api/orders').then(response => response.status))).toBe(401)
     expect(stack.api.received).toEqual([])
+  })
+
+  it('signing in in one tab shows the signed-in state in the other, which can then make changes (CSRF token included)', async () => {
+    const { context, page: first } = await openPage(browser)
+    await first.goto(`${gatewayUrl}/`)
+    const second = await context.newPage()
+    await second.goto(`${gatewayUrl}/`)
+    await second.locator('#signed-out').waitFor()
+    const secondLoads = documentLoads(second)
+
+    await signInThroughPage(first, gatewayUrl, 'alice')
+    await second.locator('#signed-in').waitFor({ timeout: FOLLOWS_WITHIN_MS })
+    expect(await second.locator('#user-sub').innerText()).toBe('alice')
+    expect(secondLoads()).toBe(0)
+    expect((await callFromPage(second, 'POST /api/orders')).status).toBe(201)
+  })
+
+  for (const calling of ['first', 'second'] as const) {
+    it(`a 401 in the ${calling} tab (an operator revoked the session) shows the sign-in screen in both`, async () => {
+      const tabs = await twoSignedInTabs()
+      const [caller, other] = calling === 'first' ? [tabs.first, tabs.second] : [tabs.second, tabs.first]
+      const otherLoads = documentLoads(other)
+      const handle = await caller.locator('#devices li[data-current="true"]').getAttribute('data-id')
+      const revoked = await fetch(`${stack.gateway.adminUrl}/admin/sessions/${handle}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+      })
+      expect(revoked.status).toBe(200)
+
+      stack.api.clear()
+      await caller.locator('button.call[data-path="/api/orders"][data-method="GET"]').click()
+      await caller.locator('#signed-out').waitFor()
+      expect(await signedOutReason(caller)).toBe('Your session has ended: the gateway answered 401 unauthenticated. Sign in again to continue.')
+      await other.locator('#signed-out').waitFor({ timeout: FOLLOWS_WITHIN_MS })
+      expect(await signedOutReason(other)).toBe('Your session has ended in another tab: the gateway answered 401 unauthenticated. Sign in again to continue.')
+      expect(otherLoads()).toBe(0)
+      expect(stack.api.received).toEqual([])
+    })
+  }
+})
+
+describe('silent login (prompt=none)', () => {
+  /** The URLs of the documents `page` shows from now on (redirects pass without one). */
+  function shownDocuments (page: Page): string[] {
+    const shown: string[] = []
+    page.on('framenavigated', frame => { if (frame === page.mainFrame()) shown.push(frame.url()) })
+    return shown
+  }
+  const atIdp = (url: string) => new URL(url).origin === new URL(stack.idp.issuer).origin
+
+  it('signs in without showing the identity provider when it has a session', async () => {
+    const { context, page } = await openPage(browser)
+    await page.goto(`${gatewayUrl}/`)
+    await signInThroughPage(page, gatewayUrl, 'alice')
+    // The identity provider's session stays; the gateway's is forgotten by this browser, as in a new one.
+    await context.clearCookies({ name: 'bff' })
+    await page.reload()
+    await page.locator('#signed-out').waitFor()
+    const shown = shownDocuments(page)
+
+    await page.locator('#silent-sign-in').click()
+    await page.waitForURL(url => atIdp(url.href) || (url.origin === new URL(gatewayUrl).origin && url.searchParams.has('bff_silent')))
+    expect(shown.filter(atIdp), 'the identity provider showed a page').toEqual([])
+    await page.locator('#signed-in').waitFor()
+    expect(await page.locator('#user-sub').innerText()).toBe('alice')
+    // The marker of the silent login's answer is gone from the address bar.
+    expect(page.url()).toBe(`${gatewayUrl}/`)
+  })
+
+  it('reports login_required, without showing the identity provider, when it has no session', async () => {
+    const { page } = await openPage(browser)
+    await page.goto(`${gatewayUrl}/`)
+    await page.locator('#signed-out').waitFor()
+    const shown = shownDocuments(page)
+
+    await page.locator('#silent-sign-in').click()
+    // Back on the demo page with the answer, or stopped at a page of the identity provider.
+    await page.waitForURL(url => atIdp(url.href) || (url.origin === new URL(gatewayUrl).origin && url.searchParams.has('bff_silent')))
+    expect(shown.filter(atIdp), 'the identity provider showed a page').toEqual([])
+    await page.locator('#signed-out-reason', { hasText: 'login_required' }).waitFor()
+    expect(await signedOutReason(page)).toBe('Silent sign-in: the identity provider has no session to sign you in with (login_required).')
+    expect(page.url()).toBe(`${gatewayUrl}/`)
   })
 })
 

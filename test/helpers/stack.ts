@@ -14,7 +14,8 @@ export interface StackOptions {
   instances?: number
   store?: 'redis' | 'memory'
   idp?: Omit<IdentityProviderOptions, 'clients' | 'apiAudience'>
-  gatewayEnv?: Record<string, string>
+  /** More of every gateway's environment; a function of PUBLIC_URL for settings that name it (e.g. NATIVE_REDIRECT_URIS). */
+  gatewayEnv?: Record<string, string> | ((publicUrl: string) => Record<string, string>)
   policy?: (upstream: string) => RoutePolicyJson
   redisPersistence?: boolean
   /**
@@ -76,7 +77,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     env: {
       OIDC_AUTH_PARAMS: JSON.stringify({ resource: apiAudience }),
       ...(options.redisEnv ? { SESSION_STORE: 'redis', ...options.redisEnv } : {}),
-      ...options.gatewayEnv,
+      ...(typeof options.gatewayEnv === 'function' ? options.gatewayEnv(publicUrl) : options.gatewayEnv),
       ...extraEnv,
     },
     ...(options.deps ? { deps: options.deps } : {}),

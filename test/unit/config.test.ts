@@ -106,6 +106,14 @@ describe('configuration', () => {
       .toEqual(['com.example.app:/oauth2redirect', 'https://app.example.com/native/done'])
   })
 
+  it('accepts plain-http NATIVE_REDIRECT_URIS on loopback (RFC 8252 §7.3: desktop apps, the demo\'s simulated app), and only there', async () => {
+    const loopback = ['http://127.0.0.1:3000/native-callback.html', 'http://[::1]:8400/done', 'http://localhost:3000/native-callback.html']
+    expect(await problemsOf({ ...valid, NATIVE_REDIRECT_URIS: loopback.join(',') })).toEqual([])
+    expect(loadConfig({ ...valid, NATIVE_REDIRECT_URIS: loopback.join(',') }).nativeRedirectUris).toEqual(loopback)
+    expect(await problemsOf({ ...valid, NATIVE_REDIRECT_URIS: 'http://10.0.0.5:3000/done' }))
+      .toEqual(['NATIVE_REDIRECT_URIS: "http://10.0.0.5:3000/done" is not a custom-scheme URI or https URL without a fragment'])
+  })
+
   it('refuses a __Host- cookie on a plain-http public URL', async () => {
     const problems = await problemsOf({ ...valid, PUBLIC_URL: 'http://10.0.0.5:3000', SESSION_COOKIE_NAME: '__Host-bff' })
     expect(problems).toContain('SESSION_COOKIE_NAME: a __Host- cookie needs PUBLIC_URL to be https: or http://localhost')

@@ -190,6 +190,9 @@ describe('Dockerfile', () => {
     expect(gateway).toMatch(/^HEALTHCHECK /m)
     // The files the compose file points the gateways at inside the image.
     expect(gateway).toMatch(/^COPY deploy\/routes\.json /m)
-    expect(gateway).toMatch(/^COPY demo /m)
+    // The demo pages come from the build stage, which bundles the client library into them (demo/vendor/).
+    expect(gateway).toMatch(/^COPY --from=build \/app\/demo /m)
+    const build = stages.find(stage => /^\S+ AS build\b/i.test(stage))
+    expect(build).toMatch(/^RUN npm run build:demo$/m)
   })
 })
