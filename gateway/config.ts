@@ -45,10 +45,11 @@ const hostPortList = z.string().transform((value, ctx) => {
   return nodes
 })
 
-// Schemes a native redirect may never use: they run code, read files or are interceptable in transit.
+// Schemes a native redirect may never use: they run code, read files or are interceptable in transit
+// (plain http only on loopback, as RFC 8252 §7.3 allows for apps listening on the device itself).
 const UNSAFE_REDIRECT_SCHEMES = new Set(['http:', 'javascript:', 'data:', 'file:', 'blob:', 'about:', 'vbscript:', 'ws:', 'wss:'])
 
-/** RFC 8252: a private-use scheme (`com.example.app:/oauth2redirect`) or a claimed https URL; never with a fragment. */
+/** RFC 8252: a private-use scheme (`com.example.app:/oauth2redirect`), a claimed https URL or a loopback http one; never with a fragment. */
 const nativeRedirectUris = z.string().optional().transform((value, ctx) => {
   const uris: string[] = []
   for (const item of (value ?? '').split(',').map(s => s.trim()).filter(Boolean)) {
@@ -58,7 +59,7 @@ const nativeRedirectUris = z.string().optional().transform((value, ctx) => {
     } catch {
       url = undefined
     }
-    if (!url || UNSAFE_REDIRECT_SCHEMES.has(url.protocol) || item.includes('#') || url.username || url.password) {
+    if (!url || (UNSAFE_REDIRECT_SCHEMES.has(url.protocol) && !isLoopbackHttp(url)) || item.includes('#') || url.username || url.password) {
       ctx.addIssue({ code: 'custom', message: `"${item}" is not a custom-scheme URI or https URL without a fragment` })
       continue
     }
