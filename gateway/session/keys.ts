@@ -28,6 +28,11 @@ export const keyFor = {
   loginState: (state: string) => `${PREFIX}login:{${tag(state)}}`,
   /** A back-channel logout token's `jti`, claimed once per issuer. */
   logoutTokenId: (issuer: string, jti: string) => `${PREFIX}once:{${tag(`logout-jti:${issuer}:${jti}`)}}`,
+  /**
+   * The start-up check's own keys, one per Redis type: beside the gateway's (so the ACL's key
+   * patterns apply alike), in one slot, never matched by `allSessions`. No handle is this short.
+   */
+  startupCheck: (type: string) => `${PREFIX}{s:startup-check}:check-${type}`,
   /** Pattern matching every session key, for flush-all. */
   allSessions: () => `${PREFIX}{s:*}`,
   allUserIndexes: () => `${PREFIX}{u:*}:sessions`,

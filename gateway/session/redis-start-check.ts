@@ -41,6 +41,8 @@ export interface RedisAtStart {
 export async function checkRedisAtStart (connection: RedisConnection, config: RedisConfig, timeoutMs: number): Promise<RedisAtStart> {
   let refuse: (error: RedisAccessError) => void = () => {}
   const refused = new Promise<never>((_resolve, reject) => { refuse = reject })
+  // The race below is what listens; a second refusal after the first must not go unhandled.
+  refused.catch(() => {})
   let lastError: unknown
   const stopWatching = watchConnection(connection, config, refuse, (error) => { lastError = error })
   try {
@@ -241,14 +243,10 @@ interface CommandUse {
   queueable?: false
 }
 
-const CHECK_ID = 'startup-check'
-// The check's own keys: in one slot, inside the gateway's key space (so key patterns in the ACL
-// apply to them as to the gateway's), and never matched by the session scan pattern.
-const checkKey = (type: string) => `${keyFor.session(CHECK_ID)}:check-${type}`
-const HASH = checkKey('hash')
-const STRING = checkKey('string')
-const SET = checkKey('set')
-const SORTED_SET = checkKey('zset')
+const HASH = keyFor.startupCheck('hash')
+const STRING = keyFor.startupCheck('string')
+const SET = keyFor.startupCheck('set')
+const SORTED_SET = keyFor.startupCheck('zset')
 const CHECK_KEYS = [HASH, STRING, SET, SORTED_SET]
 const UNKNOWN_SCRIPT = '0'.repeat(40)
 
@@ -283,7 +281,7 @@ export const REQUIRED_COMMANDS: readonly CommandUse[] = [
   { command: ['SET', STRING, '0', 'PX', '1000', 'NX'], key: STRING },
   { command: ['GETDEL', STRING], key: STRING },
   { command: ['SCAN', '0', 'MATCH', keyFor.allSessions(), 'COUNT', '1'] },
-  { command: ['PUBLISH', INVALIDATION_CHANNEL, invalidationMessage.session(CHECK_ID)], channel: INVALIDATION_CHANNEL },
+  { command: ['PUBLISH', INVALIDATION_CHANNEL, invalidationMessage.session('startup-check')], channel: INVALIDATION_CHANNEL },
   { command: ['SUBSCRIBE', INVALIDATION_CHANNEL], channel: INVALIDATION_CHANNEL, queueable: false },
   { command: ['MULTI'], queueable: false },
   { command: ['EXEC'], queueable: false },
