@@ -5,6 +5,8 @@
  * `process.env` in; everything else gets the typed result. The route policy
  * file is read by `proxy/route-policy.ts`, not here: it is reloaded on its own.
  */
+import { readFileSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
 import { z } from 'zod'
 
 export type TrustProxy = boolean | number | string[]
@@ -109,7 +111,9 @@ const variablesSchema = z.object({
   REDIS_CLUSTER_NODES: hostPortList.optional(),
   REDIS_USERNAME: optionalText,
   REDIS_PASSWORD: optionalText,
+  REDIS_SENTINEL_PASSWORD: optionalText,
   REDIS_TLS: booleanText.optional(),
+  REDIS_TLS_CA: optionalText,
   SESSION_STORE: z.enum(['redis', 'memory']).optional(),
   SESSION_SECRET: z.string().transform((value, ctx) => {
     const secrets = value.split(',').map(s => s.trim()).filter(Boolean)
@@ -217,24 +221,71 @@ function problem (ctx: z.RefinementCtx, variable: string, message: string): void
   ctx.addIssue({ code: 'custom', path: [variable], message })
 }
 
+function isCertificate (pem: string): boolean {
+  try {
+    return new X509Certificate(pem).subject !== undefined
+  } catch {
+    return false
+  }
+}
+
+/** The CA certificates (PEM) in `path`, or undefined after reporting why they cannot be used. */
+function readCaFile (path: string, ctx: z.RefinementCtx): string | undefined {
+  let pem: string
+  try {
+    pem = readFileSync(path, 'utf8')
+  } catch (error) {
+    problem(ctx, 'REDIS_TLS_CA', `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+    return undefined
+  }
+  // Parses the first certificate of the bundle: enough to catch a key, a DER file or an empty file.
+  if (!isCertificate(pem)) {
+    problem(ctx, 'REDIS_TLS_CA', `${path} holds no PEM certificate`)
+    return undefined
+  }
+  return pem
+}
+
 function redisConfig (e: Variables, ctx: z.RefinementCtx) {
   const modes = [e.REDIS_URL, e.REDIS_SENTINELS, e.REDIS_CLUSTER_NODES].filter(v => v !== undefined)
   if (modes.length > 1) {
     problem(ctx, 'REDIS_URL', 'set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES')
     return undefined
   }
+  if (e.REDIS_SENTINEL_PASSWORD && !e.REDIS_SENTINELS) problem(ctx, 'REDIS_SENTINEL_PASSWORD', 'is only used with REDIS_SENTINELS')
+  if (modes.length === 0) return undefined
+  const ca = e.REDIS_TLS_CA === undefined ? undefined : readCaFile(e.REDIS_TLS_CA, ctx)
+  const caOption = ca === undefined ? {} : { ca }
+  if (e.REDIS_URL) {
+    // Standalone takes user, password and TLS from the URL alone: a second place would only
+    // leave operators guessing which one wins.
+    for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD'] as const) {
+      if (e[name] !== undefined) problem(ctx, name, 'is for Sentinel and Cluster; with REDIS_URL put the user and password in the URL (rediss://user:password@host:port)')
+    }
+    if (e.REDIS_TLS !== undefined) problem(ctx, 'REDIS_TLS', 'is for Sentinel and Cluster; with REDIS_URL the scheme decides (rediss:// for TLS)')
+    if (e.REDIS_TLS_CA !== undefined && !e.REDIS_URL.startsWith('rediss:')) problem(ctx, 'REDIS_TLS_CA', 'needs a rediss:// REDIS_URL')
+    return { mode: 'standalone' as const, url: e.REDIS_URL, ...caOption }
+  }
   const auth = {
     ...(e.REDIS_USERNAME ? { username: e.REDIS_USERNAME } : {}),
     ...(e.REDIS_PASSWORD ? { password: e.REDIS_PASSWORD } : {}),
     tls: e.REDIS_TLS ?? false,
+    ...caOption,
   }
-  if (e.REDIS_URL) return { mode: 'standalone' as const, url: e.REDIS_URL }
+  if (e.REDIS_TLS_CA !== undefined && !auth.tls) problem(ctx, 'REDIS_TLS_CA', 'needs REDIS_TLS=true')
   if (e.REDIS_SENTINELS) {
     if (!e.REDIS_SENTINEL_NAME) {
       problem(ctx, 'REDIS_SENTINEL_NAME', 'is required with REDIS_SENTINELS')
       return undefined
     }
-    return { mode: 'sentinel' as const, sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, ...auth }
+    return {
+      mode: 'sentinel' as const,
+      sentinels: e.REDIS_SENTINELS,
+      name: e.REDIS_SENTINEL_NAME,
+      ...auth,
+      /** The sentinels' own password; unset, they get REDIS_USERNAME and REDIS_PASSWORD as the data nodes do. */
+      ...(e.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: e.REDIS_SENTINEL_PASSWORD } : {}),
+    }
   }
   if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster' as const, nodes: e.REDIS_CLUSTER_NODES, ...auth }
   return undefined

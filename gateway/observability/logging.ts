@@ -19,6 +19,8 @@ export function loggerOptions (level: string, name: string, stream?: LogStream):
         'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]',
         'headers.authorization', 'headers.cookie', 'headers["set-cookie"]',
         ...SECRET_FIELDS, ...SECRET_FIELDS.map(f => `*.${f}`),
+        // ioredis puts a failed command's arguments on its errors: AUTH's password, keys naming session handles.
+        '*.command.args',
       ],
       censor: '[redacted]',
     },

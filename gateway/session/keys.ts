@@ -36,6 +36,11 @@ export const keyFor = {
   handoff: (id: string) => `${PREFIX}handoff:{${tag(id)}}`,
   /** A Security Event Token's `jti`, claimed once per issuer. */
   securityEventId: (issuer: string, jti: string) => `${PREFIX}once:{${tag(`set-jti:${issuer}:${jti}`)}}`,
+  /**
+   * The start-up check's own keys, one per Redis type: beside the gateway's (so the ACL's key
+   * patterns apply alike), in one slot, never matched by `allSessions`. No handle is this short.
+   */
+  startupCheck: (type: string) => `${PREFIX}{s:startup-check}:check-${type}`,
   /** Pattern matching every session key, for flush-all. */
   allSessions: () => `${PREFIX}{s:*}`,
   allUserIndexes: () => `${PREFIX}{u:*}:sessions`,

@@ -6,6 +6,7 @@
  * in time, and keep reconnecting quickly so service resumes by itself.
  */
 import { Redis, Cluster, type Callback, type RedisOptions, type ClusterOptions } from 'ioredis'
+import type { ConnectionOptions } from 'node:tls'
 import type { RedisConfig } from '../config.js'
 
 export type RedisConnection = Redis | Cluster
@@ -116,20 +117,43 @@ function followSwitchMaster (connection: Redis): void {
   })
 }
 
+/** TLS settings for every connection of a deployment: the CA from REDIS_TLS_CA, else the system's. */
+function tlsOptions (ca: string | undefined): ConnectionOptions {
+  return ca === undefined ? {} : { ca }
+}
+
+/**
+ * Whom the sentinels are asked as: their own password when one is set
+ * (REDIS_SENTINEL_PASSWORD, sentinels often have one of their own), else the
+ * data nodes' user and password.
+ */
+function sentinelAuth (config: Extract<RedisConfig, { mode: 'sentinel' }>): Partial<RedisOptions> {
+  if (config.sentinelPassword !== undefined) return { sentinelPassword: config.sentinelPassword }
+  return {
+    ...(config.username ? { sentinelUsername: config.username } : {}),
+    ...(config.password ? { sentinelPassword: config.password } : {}),
+  }
+}
+
 export function createRedisConnection (config: RedisConfig): RedisConnection {
   switch (config.mode) {
     case 'standalone':
-      return new Redis(config.url, { ...common })
-    case 'sentinel':
+      // A rediss:// URL turns TLS on by itself; only a CA of our own needs saying.
+      return new Redis(config.url, { ...common, ...(config.ca !== undefined ? { tls: tlsOptions(config.ca) } : {}) })
+    case 'sentinel': {
+      const tls = config.tls ? tlsOptions(config.ca) : undefined
       return new SentinelRedis({
         ...common,
         sentinels: config.sentinels,
         name: config.name,
-        ...(config.username ? { username: config.username, sentinelUsername: config.username } : {}),
-        ...(config.password ? { password: config.password, sentinelPassword: config.password } : {}),
-        ...(config.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+        ...(config.username ? { username: config.username } : {}),
+        ...(config.password ? { password: config.password } : {}),
+        ...sentinelAuth(config),
+        // TLS to the data nodes and to the sentinels alike.
+        ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
         sentinelRetryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
       })
+    }
     case 'cluster': {
       const options: ClusterOptions = {
         enableOfflineQueue: false,
@@ -139,7 +163,7 @@ export function createRedisConnection (config: RedisConfig): RedisConnection {
           ...common,
           ...(config.username ? { username: config.username } : {}),
           ...(config.password ? { password: config.password } : {}),
-          ...(config.tls ? { tls: {} } : {}),
+          ...(config.tls ? { tls: tlsOptions(config.ca) } : {}),
         },
       }
       return new FailFastCluster(config.nodes, options)

@@ -80,19 +80,21 @@ interface ScriptCommands {
   bffSetAddWithTtl (key: string, member: string, ttlMs: number): Promise<number>
 }
 
+/** The store's Lua scripts (exported so the start-up check's command list can be held against them). */
+export const STORE_SCRIPTS: Readonly<Record<keyof ScriptCommands, string>> = {
+  bffReplaceIfVersion: REPLACE_IF_VERSION,
+  bffTouchIfExists: TOUCH_IF_EXISTS,
+  bffIndexAdd: INDEX_ADD,
+  bffIfOwnerPexpire: IF_OWNER_PEXPIRE,
+  bffIfOwnerDel: IF_OWNER_DEL,
+  bffRevokeIfLive: REVOKE_IF_LIVE,
+  bffIncrWithTtl: INCR_WITH_TTL,
+  bffMarkIfLive: MARK_IF_LIVE,
+  bffSetAddWithTtl: SET_ADD_WITH_TTL,
+}
+
 function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommands {
-  const scripts: Record<keyof ScriptCommands, string> = {
-    bffReplaceIfVersion: REPLACE_IF_VERSION,
-    bffTouchIfExists: TOUCH_IF_EXISTS,
-    bffIndexAdd: INDEX_ADD,
-    bffIfOwnerPexpire: IF_OWNER_PEXPIRE,
-    bffIfOwnerDel: IF_OWNER_DEL,
-    bffRevokeIfLive: REVOKE_IF_LIVE,
-    bffIncrWithTtl: INCR_WITH_TTL,
-    bffMarkIfLive: MARK_IF_LIVE,
-    bffSetAddWithTtl: SET_ADD_WITH_TTL,
-  }
-  for (const [name, lua] of Object.entries(scripts)) {
+  for (const [name, lua] of Object.entries(STORE_SCRIPTS)) {
     redis.defineCommand(name, { numberOfKeys: 1, lua })
   }
   return redis as RedisConnection & ScriptCommands

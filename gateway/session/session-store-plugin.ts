@@ -13,7 +13,8 @@ import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { revokeRefreshToken } from '../auth/refresh-token-revocation.js'
 import { createSessionStore } from './create-store.js'
-import { waitForRedis, watchRedisConnection, type RedisConnection } from './redis-client.js'
+import { watchRedisConnection, type RedisConnection } from './redis-client.js'
+import { checkRedisAtStart } from './redis-start-check.js'
 import { createSessionCache } from './session-cache.js'
 import { createChangeWaiters } from './change-waiters.js'
 import { applyInvalidation, parseInvalidation, subscribeInvalidations, type Invalidation } from './invalidation.js'
@@ -159,11 +160,12 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
     wait: (handle, ms) => waiters.wait(handle, ms),
   } satisfies SessionChanges)
 
+  // A Redis that refuses us (password, certificate, a command the user may not run) stops start-up
+  // with RedisAccessError; one that does not answer yet does not.
   app.addHook('onReady', async () => {
-    if (!redis) return
-    await waitForRedis(redis, REDIS_START_WAIT_MS).catch((error: unknown) => {
-      app.log.error({ err: error }, 'Redis is not reachable yet; requests get 503 until it is')
-    })
+    if (!redis || !config.redis) return
+    const atStart = await checkRedisAtStart(redis, config.redis, REDIS_START_WAIT_MS)
+    if (!atStart.ready) app.log.error({ err: atStart.lastError }, 'Redis is not reachable yet; requests get 503 until it is')
   })
   app.addHook('onClose', async () => {
     await invalidations?.close()

@@ -9,6 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 import { freePort } from './free-port.js'
+import type { TlsFiles } from './redis-tls.js'
 
 const REDIS_CLI = '/usr/bin/redis-cli'
 const FORM_TIMEOUT_MS = 20_000
@@ -24,12 +25,20 @@ export interface RedisClusterOptions {
   form?: boolean
   /** Append-only file with fsync always, so a node keeps its keys across stop/start. */
   persistence?: boolean
+  /**
+   * TLS on every node and on the cluster bus (`tls-cluster yes`); `seeds` then names the TLS
+   * ports, and nodes tell TLS clients their TLS ports. Plain ports stay open on loopback for
+   * the helpers' own clients (and `redis-cli --cluster create`).
+   */
+  tls?: TlsFiles
+  /** ACL users of every node (see `RedisServerOptions.users`). */
+  users?: string[]
 }
 
 export interface RedisCluster {
   /** One server per master, in the order they were started. */
   readonly nodes: RedisServer[]
-  /** `127.0.0.1:P1,127.0.0.1:P2,…`: the value for REDIS_CLUSTER_NODES. */
+  /** `127.0.0.1:P1,127.0.0.1:P2,…` (the TLS ports with `tls`): the value for REDIS_CLUSTER_NODES. */
   readonly seeds: string
   /** Assigns the slots over every node and resolves once each of them says `cluster_state:ok`. */
   form (): Promise<void>
@@ -55,7 +64,7 @@ export async function startRedisCluster (options: RedisClusterOptions = {}): Pro
   const nodes: RedisServer[] = []
   const clients = new Map<RedisServer, Redis>()
   try {
-    for (let i = 0; i < count; i++) nodes.push(await startNode(options.persistence === true))
+    for (let i = 0; i < count; i++) nodes.push(await startNode(options))
   } catch (error) {
     await Promise.allSettled(nodes.map(node => node.close()))
     throw error
@@ -101,7 +110,7 @@ export async function startRedisCluster (options: RedisClusterOptions = {}): Pro
 
   const cluster: RedisCluster = {
     nodes,
-    seeds: nodes.map(node => `127.0.0.1:${node.port}`).join(','),
+    seeds: nodes.map(node => `127.0.0.1:${node.tlsPort ?? node.port}`).join(','),
     async form () {
       try {
         await run(REDIS_CLI, ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
@@ -142,17 +151,20 @@ export async function startRedisCluster (options: RedisClusterOptions = {}): Pro
 
 // The cluster bus needs a second port; the default (port + 10000) may be out of range
 // or taken, so each node gets its own free one.
-async function startNode (persistence: boolean): Promise<RedisServer> {
+async function startNode (options: RedisClusterOptions): Promise<RedisServer> {
   for (let attempt = 1; ; attempt++) {
     const busPort = await freePort()
     try {
       return await startRedisServer({
-        persistence,
+        persistence: options.persistence === true,
+        ...(options.tls ? { tls: options.tls } : {}),
+        ...(options.users ? { users: options.users } : {}),
         args: [
           '--cluster-enabled', 'yes',
           '--cluster-config-file', 'nodes.conf',
           '--cluster-port', String(busPort),
           '--cluster-node-timeout', '2000',
+          ...(options.tls ? ['--tls-cluster', 'yes'] : []),
         ],
       })
     } catch (error) {

@@ -14,6 +14,7 @@ import { Redis } from 'ioredis'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 import { freePort } from './free-port.js'
 import { killOnExit, removeOnExit } from './process-cleanup.js'
+import { tlsSettings, type TlsFiles } from './redis-tls.js'
 
 const REDIS_SERVER = '/usr/bin/redis-server'
 const READY_TIMEOUT_MS = 15_000
@@ -32,10 +33,22 @@ export interface RedisSentinelOptions {
   downAfterMs?: number
   /** `sentinel failover-timeout`; default 5000. */
   failoverTimeoutMs?: number
+  /**
+   * TLS for everything the gateway reaches: the data servers, replication and the sentinels
+   * (each on a TLS port of its own; `sentinelList` then names those). Plain ports stay open on
+   * loopback for the helpers' own clients.
+   */
+  tls?: TlsFiles
+  /** ACL users of every data server (see `RedisServerOptions.users`). */
+  users?: string[]
+  /** The sentinels' own password (`requirepass`), as managed Sentinel deployments have. */
+  sentinelPassword?: string
 }
 
 export interface SentinelProcess {
   readonly port: number
+  /** The TLS port, when the set was started with `tls`. */
+  readonly tlsPort: number | undefined
   readonly dir: string
   /** False between stop() and start(); the set's queries skip stopped sentinels. */
   readonly running: boolean
@@ -50,10 +63,12 @@ export interface RedisSentinelSet {
   /** Every data server, the initial master first. */
   readonly servers: RedisServer[]
   readonly sentinels: SentinelProcess[]
-  /** `127.0.0.1:S1,127.0.0.1:S2,…`: the value for REDIS_SENTINELS. */
+  /** `127.0.0.1:S1,127.0.0.1:S2,…` (the TLS ports with `tls`): the value for REDIS_SENTINELS. */
   readonly sentinelList: string
   /** A plain client of one data server, closed with the set. */
   client (server: RedisServer): Redis
+  /** A plain client of one sentinel (with the sentinels' password), closed with the set. */
+  sentinelClient (sentinel: SentinelProcess): Redis
   /** The master every running sentinel reports; waits (briefly) while they disagree. */
   currentMaster (): Promise<RedisServer>
   /** The data servers that are currently replicas of `master`. */
@@ -108,10 +123,10 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
   const sentinels: SentinelProcess[] = []
   const clients = new Map<number, Redis>()
 
-  const clientOf = (port: number): Redis => {
+  const clientOf = (port: number, password?: string): Redis => {
     let redis = clients.get(port)
     if (!redis) {
-      redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 100, lazyConnect: true, commandTimeout: 2000 })
+      redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 100, lazyConnect: true, commandTimeout: 2000, ...(password ? { password } : {}) })
       redis.on('error', () => {})
       clients.set(port, redis)
     }
@@ -124,29 +139,41 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
     for (const s of sentinels) removeOnExit.forget(s.dir)
   }
 
+  const { tls, sentinelPassword } = options
+  const dataServer = (args: string[] = []) => startRedisServer({
+    ...(tls ? { tls } : {}),
+    ...(options.users ? { users: options.users } : {}),
+    args: [...(tls ? ['--tls-replication', 'yes'] : []), ...args],
+  })
   try {
-    const master = await startRedisServer()
+    const master = await dataServer()
     servers.push(master)
     for (let i = 0; i < (options.replicas ?? 1); i++) {
-      servers.push(await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(master.port)] }))
+      servers.push(await dataServer(['--replicaof', '127.0.0.1', String(announcedPort(master))]))
     }
     const config = [
-      `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`,
+      `sentinel monitor ${name} 127.0.0.1 ${announcedPort(master)} 1`,
       `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
       `sentinel failover-timeout ${name} ${options.failoverTimeoutMs ?? 5000}`,
+      // Sentinels ask each other (failover votes) with this password.
+      ...(sentinelPassword ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`] : []),
+      // With TLS, sentinels reach the data servers and each other over TLS too.
+      ...(tls ? ['tls-replication yes'] : []),
     ]
-    for (let i = 0; i < (options.sentinels ?? 1); i++) sentinels.push(await startSentinel(config))
+    for (let i = 0; i < (options.sentinels ?? 1); i++) sentinels.push(await startSentinel(config, tls, sentinelPassword))
   } catch (error) {
     await closeAll()
     throw error
   }
 
-  const byPort = (port: number) => servers.find(server => server.port === port)
+  // Sentinels report the ports the data servers announce: the TLS ones with TLS.
+  const byPort = (port: number) => servers.find(server => announcedPort(server) === port)
+  const sentinelClient = (sentinel: SentinelProcess) => clientOf(sentinel.port, sentinelPassword)
 
   const up = () => sentinels.filter(sentinel => sentinel.running)
 
   const reportedMasterPorts = () => Promise.all(up().map(async sentinel => {
-    const reply = await clientOf(sentinel.port).call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as [string, string] | null
+    const reply = await sentinelClient(sentinel).call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as [string, string] | null
     return reply ? Number(reply[1]) : undefined
   }))
 
@@ -163,14 +190,15 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
     name,
     servers,
     sentinels,
-    sentinelList: sentinels.map(s => `127.0.0.1:${s.port}`).join(','),
+    sentinelList: sentinels.map(s => `127.0.0.1:${s.tlsPort ?? s.port}`).join(','),
     client: (server) => clientOf(server.port),
+    sentinelClient,
     async currentMaster () {
       let master: RedisServer | undefined
       await waitUntil('sentinels did not agree on a master', async () => {
         const ports = await reportedMasterPorts()
         master = byPort(ports[0] ?? -1)
-        return master !== undefined && ports.every(port => port === master?.port)
+        return master !== undefined && ports.every(port => byPort(port ?? -1) === master)
       }, 5000, describeState)
       return master!
     },
@@ -183,11 +211,11 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
         const online = [...info].filter(([key, value]) => /^slave\d+$/.test(key) && value.includes('state=online')).length
         if (info.get('role') !== 'master' || online < count) return false
         for (const sentinel of up()) {
-          const known = records(await clientOf(sentinel.port).call('SENTINEL', 'REPLICAS', name))
-          const healthy = known.filter(r => r.flags === 'slave' && r['master-link-status'] === 'ok' && r['master-port'] === String(master.port))
+          const known = records(await sentinelClient(sentinel).call('SENTINEL', 'REPLICAS', name))
+          const healthy = known.filter(r => r.flags === 'slave' && r['master-link-status'] === 'ok' && r['master-port'] === String(announcedPort(master)))
           if (healthy.length < count) return false
           if (sentinels.length > 1) {
-            const peers = records(await clientOf(sentinel.port).call('SENTINEL', 'SENTINELS', name))
+            const peers = records(await sentinelClient(sentinel).call('SENTINEL', 'SENTINELS', name))
             if (peers.length < sentinels.length - 1) return false
           }
         }
@@ -196,7 +224,7 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
     },
     async failover () {
       const previous = await set.currentMaster()
-      await clientOf(up()[0]!.port).call('SENTINEL', 'FAILOVER', name)
+      await sentinelClient(up()[0]!).call('SENTINEL', 'FAILOVER', name)
       return set.waitForNewMaster(previous)
     },
     async waitForNewMaster (previous, timeoutMs = READY_TIMEOUT_MS) {
@@ -204,7 +232,7 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
       await waitUntil('no new master was reported', async () => {
         const ports = await reportedMasterPorts()
         next = byPort(ports[0] ?? -1)
-        if (!next || next === previous || !ports.every(port => port === next?.port)) return false
+        if (!next || next === previous || !ports.every(port => byPort(port ?? -1) === next)) return false
         return (await replicationInfo(clientOf(next.port))).get('role') === 'master'
       }, timeoutMs, describeState)
       return next!
@@ -221,25 +249,33 @@ export async function startRedisSentinelSet (options: RedisSentinelOptions = {})
   return set
 }
 
-async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
+/** The port a data server is known by to sentinels and replicas. */
+function announcedPort (server: RedisServer): number {
+  return server.tlsPort ?? server.port
+}
+
+async function startSentinel (monitor: string[], tls: TlsFiles | undefined, password: string | undefined): Promise<SentinelProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'bff-sentinel-'))
   removeOnExit.add(dir)
   const configFile = join(dir, 'sentinel.conf')
   let port = 0
+  let tlsPort: number | undefined
   let child: ChildProcess | undefined
   for (let attempt = 1; child === undefined; attempt++) {
     port = await freePort()
+    if (tls) tlsPort = await freePort()
     await writeFile(configFile, [
       `port ${port}`,
       'bind 127.0.0.1',
       'daemonize no',
       `dir ${dir}`,
       `logfile ${join(dir, 'sentinel.log')}`,
+      ...(tls && tlsPort !== undefined ? tlsSettings(tls, tlsPort).map(([name, value]) => `${name} ${value}`) : []),
       ...monitor,
       '',
     ].join('\n'))
     try {
-      child = await launchSentinel(configFile, port, dir)
+      child = await launchSentinel(configFile, port, dir, password)
     } catch (error) {
       if (attempt === START_ATTEMPTS) throw error
     }
@@ -247,6 +283,7 @@ async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
 
   return {
     port,
+    tlsPort,
     dir,
     get running () {
       return child !== undefined && isAlive(child)
@@ -261,12 +298,12 @@ async function startSentinel (monitor: string[]): Promise<SentinelProcess> {
     },
     async start () {
       if (child !== undefined && isAlive(child)) throw new Error(`sentinel on port ${port} is already running`)
-      child = await launchSentinel(configFile, port, dir)
+      child = await launchSentinel(configFile, port, dir, password)
     },
   }
 }
 
-async function launchSentinel (configFile: string, port: number, dir: string): Promise<ChildProcess> {
+async function launchSentinel (configFile: string, port: number, dir: string, password: string | undefined): Promise<ChildProcess> {
   // The configuration file must come first; the sentinel rewrites it as it learns.
   const child = spawn(REDIS_SERVER, [configFile, '--sentinel'], { stdio: ['ignore', 'ignore', 'pipe'] })
   killOnExit(child)
@@ -280,7 +317,7 @@ async function launchSentinel (configFile: string, port: number, dir: string): P
     if (spawnError !== undefined) throw new Error(`cannot run ${REDIS_SERVER}`, { cause: spawnError })
     if (!isAlive(child)) throw new Error(`sentinel on port ${port} exited at start:\n${stderr}${await logTail(dir)}`)
     // Ready means this very process answers as a sentinel (not another server that took the port).
-    const info = await probeInfo(port)
+    const info = await probeInfo(port, password)
     if (info.includes(`process_id:${child.pid}\r\n`) && info.includes('redis_mode:sentinel')) return child
     await delay(POLL_INTERVAL_MS)
   }
@@ -288,8 +325,8 @@ async function launchSentinel (configFile: string, port: number, dir: string): P
   throw new Error(`sentinel on port ${port} did not answer within ${READY_TIMEOUT_MS} ms:\n${await logTail(dir)}`)
 }
 
-async function probeInfo (port: number): Promise<string> {
-  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500 })
+async function probeInfo (port: number, password: string | undefined): Promise<string> {
+  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500, ...(password ? { password } : {}) })
   probe.on('error', () => {})
   try {
     return await probe.info('server')

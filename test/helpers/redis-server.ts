@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { killOnExit, removeOnExit } from './process-cleanup.js'
 import { freePort as anyFreePort } from './free-port.js'
+import { tlsSettings, type TlsFiles } from './redis-tls.js'
 
 // Never the system service on 6379: tests get their own servers.
 const REDIS_SERVER = '/usr/bin/redis-server'
@@ -22,12 +23,24 @@ export interface RedisServerOptions {
   persistence?: boolean
   /** Extra redis-server arguments, e.g. `['--maxmemory', '10mb']`. */
   args?: string[]
+  /**
+   * Serve TLS too, on a second free port (`tlsPort`), with these files. The plain port stays
+   * open on loopback for the helpers' own probes and clients; give the gateway the TLS port.
+   */
+  tls?: TlsFiles
+  /**
+   * ACL users, one rule each, e.g. `bff on >password ~* &* +@all` or, for a user short of a
+   * command, `… +@all -evalsha`. The `default` user stays open, for the helpers.
+   */
+  users?: string[]
 }
 
 export interface RedisServer {
   readonly port: number
   /** `redis://127.0.0.1:PORT` */
   readonly url: string
+  /** The TLS port, when started with `tls`. */
+  readonly tlsPort: number | undefined
   /** The server's private working directory (data files and `redis.log`). */
   readonly dir: string
   /** Starts it again on the same port and directory; resolves once it answers. */
@@ -52,12 +65,14 @@ export interface RedisServer {
 export async function startRedisServer (options: RedisServerOptions = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'bff-redis-'))
   removeOnExit.add(dir)
-  const argsFor = (port: number) => serverArgs(port, dir, options)
+  let tlsPort: number | undefined
+  const argsFor = (port: number) => serverArgs(port, tlsPort, dir, options)
 
   let port = 0
   let child: ChildProcess | undefined
   for (let attempt = 1; child === undefined; attempt++) {
     port = await freePort()
+    if (options.tls) tlsPort = await freePort()
     try {
       child = await launch(argsFor(port), port, dir)
     } catch (err) {
@@ -74,6 +89,7 @@ export async function startRedisServer (options: RedisServerOptions = {}): Promi
   const server: RedisServer = {
     port,
     url: `redis://127.0.0.1:${port}`,
+    tlsPort,
     dir,
     async start () {
       if (child !== undefined && isAlive(child)) throw new Error(`redis-server on port ${port} is already running`)
@@ -113,7 +129,7 @@ export async function startRedisServer (options: RedisServerOptions = {}): Promi
   return server
 }
 
-function serverArgs (port: number, dir: string, options: RedisServerOptions): string[] {
+function serverArgs (port: number, tlsPort: number | undefined, dir: string, options: RedisServerOptions): string[] {
   const persistence = options.persistence === true
     ? ['--appendonly', 'yes', '--appendfsync', 'always']
     : ['--appendonly', 'no']
@@ -125,6 +141,9 @@ function serverArgs (port: number, dir: string, options: RedisServerOptions): st
     '--daemonize', 'no',
     '--save', '',
     ...persistence,
+    ...(options.tls && tlsPort !== undefined ? tlsSettings(options.tls, tlsPort).flatMap(([name, value]) => [`--${name}`, value]) : []),
+    // redis-server joins the words after `--user` into one `user` directive.
+    ...(options.users ?? []).flatMap(rule => ['--user', ...rule.split(/\s+/)]),
     ...options.args ?? [],
   ]
 }

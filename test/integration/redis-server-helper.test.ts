@@ -1,8 +1,10 @@
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { Redis } from 'ioredis'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { createTlsFiles } from '../helpers/redis-tls.js'
 
 async function startServer (options?: Parameters<typeof startRedisServer>[0]): Promise<RedisServer> {
   const server = await startRedisServer(options)
@@ -79,6 +81,23 @@ describe('startRedisServer', () => {
     await server.stop()
     await server.start()
     expect(await client(server).get('lost')).toBeNull()
+  })
+
+  it('serves TLS on a second port and ACL users when asked, the plain port still open to the default user', async () => {
+    const tls = await createTlsFiles()
+    onTestFinished(() => tls.close())
+    const server = await startServer({ tls, users: ['app on >app-password ~app:* +@all'] })
+    expect(server.tlsPort).toBeGreaterThan(0)
+    expect(server.tlsPort).not.toBe(server.port)
+    const secure = new Redis({ port: server.tlsPort, host: '127.0.0.1', username: 'app', password: 'app-password', tls: { ca: await readFile(tls.ca) }, maxRetriesPerRequest: 0 })
+    onTestFinished(() => { secure.disconnect() })
+    expect(await secure.set('app:x', '1')).toBe('OK')
+    await expect(secure.set('other:x', '1')).rejects.toThrow(/NOPERM/)
+    expect(await client(server).get('app:x')).toBe('1')
+  })
+
+  it('has no TLS port unless asked', async () => {
+    expect((await startServer()).tlsPort).toBeUndefined()
   })
 
   it('answers nothing while paused, and again once resumed', async () => {

@@ -1,11 +1,16 @@
-import { describe, expect, it } from 'vitest'
-import { spawnSync } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFile, spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
 import { loadRoutePolicy } from '../../gateway/proxy/route-policy.js'
 
 const ROUTES_FILE = fileURLToPath(new URL('../fixtures/routes.json', import.meta.url))
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const run = promisify(execFile)
 
 const valid = {
   PUBLIC_URL: 'https://app.example.com',
@@ -159,6 +164,53 @@ describe('configuration: the Shared Signals receiver', () => {
     ['an issuer that is not a URL', { SSF_ISSUER: 'risk engine' }, 'SSF_ISSUER: must be an http(s) URL'],
   ])('refuses %s', async (_case, env, problem) => {
     expect(await problemsOf({ ...valid, ...env })).toContain(problem)
+  })
+})
+
+describe('Redis settings (TLS, ACL users, Sentinel password)', () => {
+  let dir: string
+  let caFile: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bff-config-ca-'))
+    caFile = join(dir, 'ca.crt')
+    // Any certificate will do: the gateway only hands it to the TLS client as a trust anchor.
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', join(dir, 'ca.key'), '-out', caFile, '-days', '1', '-subj', '/CN=config test CA'])
+  })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('reads REDIS_TLS_CA for a rediss:// URL, whose user and password stay in the URL', async () => {
+    const config = loadConfig({ ...valid, REDIS_URL: 'rediss://bff:secret@redis.example.com:6380', REDIS_TLS_CA: caFile })
+    expect(config.redis).toEqual({ mode: 'standalone', url: 'rediss://bff:secret@redis.example.com:6380', ca: await readFile(caFile, 'utf8') })
+  })
+
+  it('gives Sentinel its own password and TLS with the CA', async () => {
+    const config = loadConfig({
+      ...valid,
+      REDIS_SENTINELS: 'a:26379,b:26379',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_USERNAME: 'bff',
+      REDIS_PASSWORD: 'data-password',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-password',
+      REDIS_TLS: 'true',
+      REDIS_TLS_CA: caFile,
+    })
+    expect(config.redis).toMatchObject({ mode: 'sentinel', username: 'bff', password: 'data-password', sentinelPassword: 'sentinel-password', tls: true })
+    expect(config.redis).toHaveProperty('ca', await readFile(caFile, 'utf8'))
+  })
+
+  it.each([
+    [{ REDIS_URL: 'rediss://r:6380', REDIS_TLS_CA: '/nonexistent/ca.crt' }, 'REDIS_TLS_CA: cannot read /nonexistent/ca.crt (ENOENT)'],
+    [{ REDIS_URL: 'rediss://r:6380', REDIS_TLS_CA: ROUTES_FILE }, `REDIS_TLS_CA: ${ROUTES_FILE} holds no PEM certificate`],
+    [{ REDIS_URL: 'redis://r:6379', REDIS_TLS_CA: 'CA' }, 'REDIS_TLS_CA: needs a rediss:// REDIS_URL'],
+    [{ REDIS_CLUSTER_NODES: 'r:7000', REDIS_TLS_CA: 'CA' }, 'REDIS_TLS_CA: needs REDIS_TLS=true'],
+    [{ REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'p' }, 'REDIS_PASSWORD: is for Sentinel and Cluster; with REDIS_URL put the user and password in the URL (rediss://user:password@host:port)'],
+    [{ REDIS_URL: 'redis://r:6379', REDIS_USERNAME: 'u' }, 'REDIS_USERNAME: is for Sentinel and Cluster; with REDIS_URL put the user and password in the URL (rediss://user:password@host:port)'],
+    [{ REDIS_URL: 'redis://r:6379', REDIS_TLS: 'true' }, 'REDIS_TLS: is for Sentinel and Cluster; with REDIS_URL the scheme decides (rediss:// for TLS)'],
+    [{ REDIS_CLUSTER_NODES: 'r:7000', REDIS_SENTINEL_PASSWORD: 'p' }, 'REDIS_SENTINEL_PASSWORD: is only used with REDIS_SENTINELS'],
+  ])('refuses %o with a clear line', async (env, expected) => {
+    const resolved = Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value === 'CA' ? caFile : value]))
+    expect(await problemsOf({ ...valid, ...resolved })).toContain(expected)
   })
 })
 
