@@ -5,6 +5,7 @@
 import { applyRuntimeFlags } from './runtime-flags.js'
 import { ConfigError, loadConfig } from './config.js'
 import { loadRoutePolicy } from './proxy/route-policy.js'
+import { checkPolicyAgainstConfig } from './proxy/token-policy.js'
 import { buildApp } from './app.js'
 
 async function main (): Promise<void> {
@@ -13,6 +14,7 @@ async function main (): Promise<void> {
   try {
     config = loadConfig(process.env)
     policy = await loadRoutePolicy(config.routesFile)
+    checkPolicyAgainstConfig(policy, config)
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const problem of error.problems) process.stderr.write(`config error: ${problem}\n`)

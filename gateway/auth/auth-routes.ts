@@ -42,7 +42,13 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     // A browser whose session was revoked from elsewhere (lost device, operator, IdP logout) must
     // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
     const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
-    const url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
+    let url: URL
+    try {
+      url = await oidc.authorizationUrl(challenge, revoked ? { prompt: 'login' } : {})
+    } catch (error) {
+      // With PAR the IdP judges the gateway's client here already (a wrong key or secret).
+      throw refusedLogin(error, request.ip)
+    }
     await savePendingLogin(app.loginStates, binding, challenge, returnTo.path)
     noStore(reply).setCookie(options.loginCookieName, binding, loginCookie)
     return reply.redirect(url.href, 302)
@@ -57,22 +63,13 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       audit('login_failed', { reason: 'invalid_state', ip: request.ip })
       throw new InvalidState()
     }
+    // The route policy's tokens: what the new session starts with, and the key its own token is bound to.
+    const binding = await app.loginTokens.prepare()
     let tokens
     try {
-      tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
+      tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge, binding.dpop)
     } catch (error) {
-      if (error instanceof OidcRejectedError) {
-        // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
-        const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
-        audit('login_failed', { reason: error.oauthError, ...reported, ip: request.ip })
-        throw new LoginFailed({ cause: error })
-      }
-      if (error instanceof OidcResponseInvalidError) {
-        audit('login_failed', { reason: 'invalid_response', check: error.check, ip: request.ip })
-        throw new LoginResponseInvalid({ cause: error })
-      }
-      // IdpUnavailable: an outage (502), not a failed login.
-      throw error
+      throw refusedLogin(error, request.ip)
     }
     const claims = tokens.idTokenClaims ?? {}
     const sub = typeof claims.sub === 'string' ? claims.sub : undefined
@@ -93,12 +90,29 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       accessTokenExpiresAt: tokens.accessTokenExpiresAt,
       claims: profileClaims(claims),
       roles: rolesFrom(claims, options.rolesClaim),
+      ...binding.secrets,
     })
     request.useSession(session)
     audit('login', { sub, session: session.handle, ip: request.ip })
     noStore(reply).setSessionCookie(cookieValue, maxAgeSeconds)
     return reply.redirect(pending.returnTo, 302)
   })
+
+  /** The error a login answers when the IdP refused it or its answer failed the checks, audited. */
+  function refusedLogin (error: unknown, ip: string): unknown {
+    if (error instanceof OidcRejectedError) {
+      // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
+      const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
+      audit('login_failed', { reason: error.oauthError, ...reported, ip })
+      return new LoginFailed({ cause: error })
+    }
+    if (error instanceof OidcResponseInvalidError) {
+      audit('login_failed', { reason: 'invalid_response', check: error.check, ip })
+      return new LoginResponseInvalid({ cause: error })
+    }
+    // IdpUnavailable: an outage (502), not a failed login.
+    return error
+  }
 
   app.get('/bff/user', async (request, reply) => {
     const session = await request.loadSession()
@@ -134,4 +148,4 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
   })
 }
 
-export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-csrf', 'bff-oidc', 'bff-observability'] })
+export default fp(authRoutes, { name: 'bff-auth-routes', dependencies: ['bff-session', 'bff-session-store', 'bff-csrf', 'bff-oidc', 'bff-tokens', 'bff-observability'] })

@@ -23,6 +23,7 @@ const AUDIT_EVENTS = [
   'csrf_refused',
   'theft_suspected',
   'binding_mismatch',
+  'upstream_token_failed',
 ] as const
 
 export type AuditEvent = typeof AUDIT_EVENTS[number]
@@ -39,6 +40,8 @@ const GATEWAY_REASONS = [
   'cross_site', 'origin', 'token',
   // binding_mismatch
   'user_agent', 'network',
+  // upstream_token_failed (with the IdP's OAuth error codes): the session's grant lacks the audience
+  'not_granted',
   // whatever else an identity provider, or someone posing as one, called an error
   'other',
 ] as const
@@ -78,7 +81,7 @@ const EVENTS: ReadonlySet<string> = new Set(AUDIT_EVENTS)
 const REASONS: ReadonlySet<string> = new Set([...GATEWAY_REASONS, ...OAUTH_ERROR_CODES])
 
 export function createAudit (log: FastifyBaseLogger, metrics: GatewayMetrics): Audit {
-  const warnings = new Set<AuditEvent>(['theft_suspected', 'binding_mismatch', 'csrf_refused', 'login_failed'])
+  const warnings = new Set<AuditEvent>(['theft_suspected', 'binding_mismatch', 'csrf_refused', 'login_failed', 'upstream_token_failed'])
   return (event, fields = {}) => {
     const { reason } = fields
     metrics.auditEvents.inc({

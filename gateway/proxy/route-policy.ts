@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ConfigError } from '../config.js'
 import type { NormalisedPath } from './normalise-path.js'
+import { routeTokenProblems, TokenSchema, compileTokenPolicy, type RouteTokenPolicy } from './token-policy.js'
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = typeof HTTP_METHODS[number]
@@ -24,9 +25,12 @@ export interface CompiledRule {
   path: string
   /** As written; HEAD is also allowed wherever GET is. */
   methods: readonly HttpMethod[]
+  /** Empty when the rule names none (`open`). */
   roles: readonly string[]
   /** True when roles is `["*"]`. */
   anyRole: boolean
+  /** The rule names no roles: it admits anyone, signed in or not (only routes whose token type is not `user` may say so). */
+  open: boolean
   /** Static segments hold decoded text, compared exactly with decoded request segments. */
   segments: readonly TemplateSegment[]
 }
@@ -45,6 +49,8 @@ export interface CompiledRoute {
    */
   allowMethodParam: boolean
   rules: readonly CompiledRule[]
+  /** What credential the upstream gets (token-policy.ts). */
+  token: RouteTokenPolicy
   prefixSegments: readonly string[]
   /** Method → segment count → rules, most specific first. */
   rulesByMethod: ReadonlyMap<string, ReadonlyMap<number, readonly CompiledRule[]>>
@@ -138,7 +144,7 @@ export function parseRoutePolicy (json: unknown, source: string): RoutePolicy {
   if (!parsed.success) throw new RoutePolicyError(source, parsed.error.issues.flatMap(describeIssue))
 
   const routes = parsed.data.routes.map(compileRoute)
-  const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules)]
+  const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules), ...routeTokenProblems(routes)]
   if (problems.length > 0) throw new RoutePolicyError(source, problems)
   return { routes }
 }
@@ -181,7 +187,7 @@ export function matchRoute (
 
 /** Whether a user with these roles may use the rule: any one of its roles suffices, `*` lets everyone in. */
 export function isAllowedForRoles (rule: CompiledRule, roles: readonly string[]): boolean {
-  return rule.anyRole || roles.some((role) => rule.roles.includes(role))
+  return rule.open || rule.anyRole || roles.some((role) => rule.roles.includes(role))
 }
 
 const ROOT_SEGMENTS: readonly string[] = ['']
@@ -310,9 +316,11 @@ const MethodSchema = z.enum(HTTP_METHODS, {
 const RuleSchema = z.strictObject({
   methods: z.array(MethodSchema).min(1, 'must list at least one method'),
   path: z.string().superRefine(check(templateProblem)),
+  // Required on `user` routes (a cross-check below, since it depends on the route's token type).
   roles: z.array(z.string().min(1, 'must not be empty'))
     .min(1, `must list at least one role; use ["${ANY_SIGNED_IN_USER}"] for any signed-in user`)
-    .superRefine(check(rolesProblem)),
+    .superRefine(check(rolesProblem))
+    .optional(),
 })
 
 const RouteSchema = z.strictObject({
@@ -322,6 +330,7 @@ const RouteSchema = z.strictObject({
   timeoutMs: z.number().superRefine(check(timeoutProblem)).optional(),
   websocket: z.boolean().default(false),
   allowMethodParam: z.boolean().default(false),
+  token: TokenSchema.optional(),
   allow: z.array(RuleSchema).min(1, 'must list at least one rule'),
 })
 
@@ -369,6 +378,7 @@ function compileRoute (input: RouteInput): CompiledRoute {
     websocket: input.websocket,
     allowMethodParam: input.allowMethodParam,
     rules,
+    token: compileTokenPolicy(input.token),
     prefixSegments: input.prefix.split('/').slice(1),
     rulesByMethod: indexRules(rules),
   }
@@ -378,8 +388,9 @@ function compileRule (input: RuleInput): CompiledRule {
   return {
     path: input.path,
     methods: input.methods,
-    roles: input.roles,
-    anyRole: input.roles.includes(ANY_SIGNED_IN_USER),
+    roles: input.roles ?? [],
+    anyRole: input.roles?.includes(ANY_SIGNED_IN_USER) ?? false,
+    open: input.roles === undefined,
     segments: input.path.split('/').slice(1).map((part): TemplateSegment =>
       part.startsWith(':') ? { param: true, name: part.slice(1) } : { param: false, value: part }),
   }
