@@ -145,6 +145,11 @@ export function translateOidcError (error: unknown): Error {
     if (error.status < 500 && REJECTIONS.has(error.error)) return new OidcRejectedError(error.error, { cause: error })
     return new IdpUnavailable({ cause: error })
   }
+  // A refused client authentication may come as a challenge (`WWW-Authenticate: Basic error="invalid_client"`).
+  if (error instanceof oidc.WWWAuthenticateChallengeError && error.status < 500) {
+    const refusal = error.cause.map((challenge) => challenge.parameters.error).find((code) => code !== undefined && REJECTIONS.has(code))
+    if (refusal !== undefined) return new OidcRejectedError(refusal, { cause: error })
+  }
   if (error instanceof oidc.ClientError && error.code !== undefined && LOCAL_CHECKS.has(error.code)) {
     return new OidcResponseInvalidError(error.code, { cause: error })
   }

@@ -135,6 +135,9 @@ function placeOwnToken (secrets: SessionSecrets, tokens: TokenResult, dpop: bool
 
 // Refusals that name what the refresh asked for, not the grant it spent.
 const TARGET_REFUSALS = new Set(['invalid_target', 'invalid_scope'])
+// Refusals of the gateway's own client authentication (a wrong secret or key): the refresh token
+// was never looked at, so the session keeps it, as in an outage.
+const CLIENT_REFUSALS = new Set(['invalid_client', 'unauthorized_client'])
 
 export function createTokenRefresher (options: TokenRefresherOptions): TokenRefresher {
   const { sessions, revocation, oidc, observer } = options
@@ -218,9 +221,9 @@ export function createTokenRefresher (options: TokenRefresherOptions): TokenRefr
     try {
       tokens = await oidc.refresh(refreshToken, { ...spend.request, ...(keyed ? { dpop: keyed.keyPair } : {}) })
     } catch (error) {
-      if (error instanceof OidcRejectedError) return afterRefusal(current, refreshToken, error, spend)
-      // Not the IdP's verdict on the grant: it could not be reached, or its answer failed our checks
-      // (OidcResponseInvalidError). Either way the session is kept.
+      if (error instanceof OidcRejectedError && !CLIENT_REFUSALS.has(error.oauthError)) return afterRefusal(current, refreshToken, error, spend)
+      // Not the IdP's verdict on the grant: it could not be reached, refused the gateway itself, or its
+      // answer failed our checks (OidcResponseInvalidError). Either way the session is kept.
       observer.failure('idp_unavailable')
       throw error instanceof IdpUnavailable ? error : new IdpUnavailable({ cause: error })
     }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ConfigError } from '../config.js'
 import type { NormalisedPath } from './normalise-path.js'
-import { routeTokenProblems, TokenSchema, compileTokenPolicy, type RouteTokenPolicy } from './token-policy.js'
+import { routeTokenProblems, sharedTokenProblems, TokenSchema, compileTokenPolicy, type RouteTokenPolicy } from './token-policy.js'
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = typeof HTTP_METHODS[number]
@@ -144,7 +144,7 @@ export function parseRoutePolicy (json: unknown, source: string): RoutePolicy {
   if (!parsed.success) throw new RoutePolicyError(source, parsed.error.issues.flatMap(describeIssue))
 
   const routes = parsed.data.routes.map(compileRoute)
-  const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules), ...routeTokenProblems(routes)]
+  const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules), ...sharedTokenProblems(routes)]
   if (problems.length > 0) throw new RoutePolicyError(source, problems)
   return { routes }
 }
@@ -332,6 +332,8 @@ const RouteSchema = z.strictObject({
   allowMethodParam: z.boolean().default(false),
   token: TokenSchema.optional(),
   allow: z.array(RuleSchema).min(1, 'must list at least one rule'),
+}).superRefine((route, ctx) => {
+  for (const { path, message } of routeTokenProblems(route)) ctx.addIssue({ code: 'custom', path, message })
 })
 
 const PolicySchema = z.strictObject({

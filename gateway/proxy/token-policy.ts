@@ -51,7 +51,25 @@ function audienceProblem (audience: string): string | undefined {
   return undefined
 }
 
-export const TokenSchema = z.strictObject({
+/** Problems of a token policy on its own, each at its key. */
+function tokenProblems (token: TokenFields): Array<{ key: keyof TokenFields, message: string }> {
+  const problems: Array<{ key: keyof TokenFields, message: string }> = []
+  if (token.type === 'none') {
+    if (token.audience !== undefined) problems.push({ key: 'audience', message: 'a "none" route sends no token' })
+    if (token.scopes !== undefined) problems.push({ key: 'scopes', message: 'a "none" route sends no token' })
+    if (token.exchange !== undefined) problems.push({ key: 'exchange', message: 'a "none" route sends no token' })
+    if (token.dpop) problems.push({ key: 'dpop', message: 'a "none" route sends no token to bind' })
+  } else if (token.type === 'client') {
+    if (token.exchange !== undefined) problems.push({ key: 'exchange', message: 'only a user\'s token is exchanged; a "client" route gets the gateway\'s own token' })
+  } else {
+    // The session's own token comes from the code exchange as it is; only a named API's is narrowed.
+    if (token.scopes !== undefined && token.audience === undefined) problems.push({ key: 'scopes', message: 'needs an audience (scopes narrow the token for one API)' })
+    if (token.exchange !== undefined && token.audience === undefined) problems.push({ key: 'exchange', message: 'needs an audience (the API to exchange the token for)' })
+  }
+  return problems
+}
+
+const TokenFieldsSchema = z.strictObject({
   type: z.enum(TOKEN_TYPES, {
     error: (issue) => `unknown token type ${JSON.stringify(issue.input)} (allowed: ${TOKEN_TYPES.join(', ')})`,
   }).default('user'),
@@ -66,6 +84,12 @@ export const TokenSchema = z.strictObject({
     error: (issue) => `unknown exchange ${JSON.stringify(issue.input)} (the only one is "token-exchange"; leave it out to use the refresh token)`,
   }).optional(),
   dpop: z.boolean().default(false),
+})
+
+type TokenFields = z.output<typeof TokenFieldsSchema>
+
+export const TokenSchema = TokenFieldsSchema.superRefine((token, ctx) => {
+  for (const { key, message } of tokenProblems(token)) ctx.addIssue({ code: 'custom', path: [key], message })
 })
 
 type TokenInput = z.output<typeof TokenSchema>
@@ -84,42 +108,29 @@ export function compileTokenPolicy (input: TokenInput | undefined): RouteTokenPo
   }
 }
 
-/** Problems of each route's token policy on its own, and between routes that share a token. */
-export function routeTokenProblems (routes: readonly CompiledRoute[]): string[] {
-  return [...routes.flatMap(ownProblems), ...sharedTokenProblems(routes)]
-}
-
-function ownProblems (route: CompiledRoute, index: number): string[] {
-  const { token } = route
-  const at = `routes[${index}].token`
-  const problems: string[] = []
-  if (token.type === 'none') {
-    if (token.audience !== undefined) problems.push(`${at}.audience: a "none" route sends no token`)
-    if (token.scope !== undefined) problems.push(`${at}.scopes: a "none" route sends no token`)
-    if (token.grant === 'token_exchange') problems.push(`${at}.exchange: a "none" route sends no token`)
-    if (token.dpop) problems.push(`${at}.dpop: a "none" route sends no token to bind`)
-  } else if (token.type === 'client') {
-    if (token.grant === 'token_exchange') problems.push(`${at}.exchange: only a user's token is exchanged; a "client" route gets the gateway's own token`)
-  } else {
-    // The session's own token comes from the code exchange as it is; only a named API's is narrowed.
-    if (token.scope !== undefined && token.audience === undefined) problems.push(`${at}.scopes: needs an audience (scopes narrow the token for one API)`)
-    if (token.grant === 'token_exchange' && token.audience === undefined) problems.push(`${at}.exchange: needs an audience (the API to exchange the token for)`)
-  }
+/**
+ * Problems of a route that depend on its token policy, each at its key: every rule of a `user`
+ * route names its roles, and DPoP is not for WebSocket routes.
+ */
+export function routeTokenProblems (route: { token?: TokenFields | undefined, websocket: boolean, allow: ReadonlyArray<{ roles?: unknown }> }): Array<{ path: Array<string | number>, message: string }> {
+  const problems: Array<{ path: Array<string | number>, message: string }> = []
+  const type = route.token?.type ?? 'user'
   // A WebSocket handshake goes through another client, which cannot answer a DPoP nonce challenge.
-  if (token.dpop && route.websocket) problems.push(`${at}.dpop: not supported on a route with "websocket": true`)
-  if (token.type === 'user') {
-    route.rules.forEach((rule, ruleIndex) => {
-      if (rule.open) problems.push(`routes[${index}].allow[${ruleIndex}].roles: is required`)
+  if (route.token?.dpop === true && route.websocket) problems.push({ path: ['token', 'dpop'], message: 'not supported on a route with "websocket": true' })
+  if (type === 'user') {
+    route.allow.forEach((rule, index) => {
+      if (rule.roles === undefined) problems.push({ path: ['allow', index, 'roles'], message: 'is required' })
     })
   }
   return problems
 }
 
 /**
- * A session keeps one token per audience (and one of its own for routes without one), so routes
- * that share an audience must ask for its token the same way.
+ * Problems between routes that share a token: a session keeps one token per audience (and one
+ * of its own for routes without one), so routes that share an audience must ask for its token
+ * the same way.
  */
-function sharedTokenProblems (routes: readonly CompiledRoute[]): string[] {
+export function sharedTokenProblems (routes: readonly CompiledRoute[]): string[] {
   const problems: string[] = []
   const first = new Map<string, number>()
   routes.forEach((route, index) => {
