@@ -212,3 +212,23 @@ describe('DPoP to the APIs', () => {
     expect(stubborn.requests.map(r => decodeJwt(r.proof).nonce)).toEqual([undefined, 'nonce-1'])
   })
 })
+
+describe('DPoP at an IdP that demands nonces', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({
+      store: 'memory',
+      idp: { dpopNonce: true },
+      api: { dpop: { required: true } },
+      policy: (upstream) => ({ routes: [{ prefix: '/api', upstream, token: { dpop: true }, allow: [{ methods: ['GET'], path: '/me', roles: ['user'] }] }] }),
+    })
+  })
+  afterAll(async () => { await stack?.close() })
+
+  it('answers the token endpoint\'s nonce challenge, at the code exchange and after', async () => {
+    const user = await signIn(stack.publicUrl)
+    const response = await fetch(`${stack.publicUrl}/api/me`, { headers: { cookie: user.cookie } })
+    expect(response.status).toBe(200)
+    expect(stack.api.received.at(-1)!.token).toMatchObject({ scheme: 'DPoP', sub: 'alice' })
+  })
+})
