@@ -12,7 +12,8 @@
 import { decodeJwt } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { UpstreamApi } from '../../upstream-mock/api.js'
-import { TEST_ADMIN_TOKEN, TEST_CLIENT_ID } from '../helpers/gateway.js'
+import { metricValue } from '../helpers/admin-metrics.js'
+import { TEST_CLIENT_ID } from '../helpers/gateway.js'
 import { signIn, waitFor } from '../helpers/sign-in.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -84,11 +85,7 @@ function tokenPolicy (upstream: string, apis: Record<string, UpstreamApi>) {
 
 const lastReceived = (api: UpstreamApi) => api.received.at(-1)
 
-async function metric (stack: Stack, line: string): Promise<number> {
-  const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text()
-  const found = text.split('\n').find(l => l.startsWith(line))
-  return found ? Number(found.split(' ').at(-1)) : 0
-}
+const metric = (stack: Stack, line: string) => metricValue(stack.gateway.adminUrl, line)
 
 describe('token policy per route', () => {
   let stack: Stack

@@ -22,6 +22,15 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const ORDERS = 'https://orders.example'
 const BILLING = 'https://billing.example'
 
+/** A valid environment but for what a test adds. */
+const ENV = {
+  PUBLIC_URL: 'https://app.example.com',
+  ADMIN_TOKEN: 'x'.repeat(40),
+  SESSION_SECRET: 's'.repeat(40),
+  OIDC_ISSUER: 'https://idp.example.com',
+  OIDC_CLIENT_ID: 'bff',
+}
+
 const route = (prefix: string, token: Json | undefined, allow: Json[] = [{ methods: ['GET'], path: '/x', roles: ['user'] }]): Json => ({
   prefix, upstream: 'http://127.0.0.1:4001', ...(token !== undefined ? { token } : {}), allow,
 })
@@ -144,15 +153,7 @@ describe('token policy against the configuration', () => {
       ],
     }))
     await writeFile(scopesFile, JSON.stringify({ routes: [route('/a', { audience: ORDERS, scopes: ['orders:write'] })] }))
-    const env = {
-      PATH: process.env.PATH,
-      PUBLIC_URL: 'https://app.example.com',
-      ADMIN_TOKEN: 'x'.repeat(40),
-      SESSION_SECRET: 's'.repeat(40),
-      OIDC_ISSUER: 'https://idp.example.com',
-      OIDC_CLIENT_ID: 'bff',
-      OIDC_CLIENT_SECRET: 'client-secret',
-    }
+    const env = { PATH: process.env.PATH, ...ENV, OIDC_CLIENT_SECRET: 'client-secret' }
     const start = (file: string) => spawnSync(process.execPath, ['--import', 'tsx', 'gateway/server.ts'], {
       cwd: ROOT, env: { ...env, ROUTES_FILE: file }, encoding: 'utf8', timeout: 30_000,
     })
@@ -201,14 +202,7 @@ describe('the client key (OIDC_CLIENT_PRIVATE_KEY)', () => {
     }
   })
 
-  const base = {
-    PUBLIC_URL: 'https://app.example.com',
-    ADMIN_TOKEN: 'x'.repeat(40),
-    SESSION_SECRET: 's'.repeat(40),
-    OIDC_ISSUER: 'https://idp.example.com',
-    OIDC_CLIENT_ID: 'bff',
-    ROUTES_FILE: '/dev/null',
-  }
+  const base = { ...ENV, ROUTES_FILE: '/dev/null' }
   const problems = (env: Record<string, string>) => {
     try {
       loadConfig(env)
