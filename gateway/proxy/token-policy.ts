@@ -14,7 +14,11 @@
 import { z } from 'zod'
 import type { LoginTokenNeeds } from '../auth/login-tokens.js'
 import { ConfigError } from '../config.js'
-import type { CompiledRoute, RoutePolicy } from './route-policy.js'
+
+/** What the checks here read of a compiled route (route-policy.ts's CompiledRoute). */
+interface TokenRoute {
+  token: RouteTokenPolicy
+}
 
 export const TOKEN_TYPES = ['user', 'user-optional', 'client', 'none'] as const
 export type TokenType = typeof TOKEN_TYPES[number]
@@ -130,7 +134,7 @@ export function routeTokenProblems (route: { token?: TokenFields | undefined, we
  * of its own for routes without one), so routes that share an audience must ask for its token
  * the same way.
  */
-export function sharedTokenProblems (routes: readonly CompiledRoute[]): string[] {
+export function sharedTokenProblems (routes: readonly TokenRoute[]): string[] {
   const problems: string[] = []
   const first = new Map<string, number>()
   routes.forEach((route, index) => {
@@ -142,7 +146,7 @@ export function sharedTokenProblems (routes: readonly CompiledRoute[]): string[]
       first.set(key, index)
       return
     }
-    const other = (routes[earlier] as CompiledRoute).token
+    const other = (routes[earlier] as TokenRoute).token
     const differ = [
       ...(other.scope !== token.scope ? ['scopes'] : []),
       ...(other.grant !== token.grant ? ['exchange'] : []),
@@ -160,7 +164,7 @@ export function sharedTokenProblems (routes: readonly CompiledRoute[]): string[]
  * login asks for (`OIDC_SCOPES`), else the user never granted them. One line per problem, naming
  * the route.
  */
-export function policyConfigProblems (routes: readonly CompiledRoute[], oidcScopes: string): string[] {
+export function policyConfigProblems (routes: readonly TokenRoute[], oidcScopes: string): string[] {
   const granted = new Set(oidcScopes.split(/\s+/).filter(Boolean))
   const problems: string[] = []
   routes.forEach((route, index) => {
@@ -178,13 +182,13 @@ export function policyConfigProblems (routes: readonly CompiledRoute[], oidcScop
  * Refuses a policy that does not fit the configuration (see `policyConfigProblems`).
  * @throws ConfigError with one `ROUTES_FILE: …` line per problem
  */
-export function checkPolicyAgainstConfig (policy: RoutePolicy, config: { oidc: { scopes: string } }): void {
+export function checkPolicyAgainstConfig (policy: { routes: readonly TokenRoute[] }, config: { oidc: { scopes: string } }): void {
   const problems = policyConfigProblems(policy.routes, config.oidc.scopes)
   if (problems.length > 0) throw new ConfigError(problems.map((problem) => `ROUTES_FILE: ${problem}`))
 }
 
 /** What the route policy asks of every login and of the session's own token. */
-export function loginTokenNeeds (routes: readonly CompiledRoute[]): LoginTokenNeeds {
+export function loginTokenNeeds (routes: readonly TokenRoute[]): LoginTokenNeeds {
   const userRoutes = routes.filter((route) => sendsUserToken(route.token))
   return {
     audiences: [...new Set(userRoutes.flatMap((route) => route.token.audience ?? []))],
