@@ -1,6 +1,7 @@
 /**
- * The four contenders, each started (in its own process but the first) and
- * signed in, ready to be loaded: what URL to hit and with which headers.
+ * The contenders, each started (in its own process but the first) and signed
+ * in, ready to be loaded: what URL to hit and with which headers. (e) is a
+ * route of (d)'s process: the same session, another token policy.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -15,7 +16,7 @@ import { loginThroughIdp } from '../test/helpers/login-flow.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY } from './protocol.js'
 
-export type ContenderKey = 'a' | 'b' | 'c' | 'd'
+export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e'
 
 export interface Contender {
   key: ContenderKey
@@ -33,6 +34,32 @@ export interface Contender {
 export interface GatewayContender extends Contender {
   /** Replaces the gateway process by one on the same port, Redis and secrets (the session survives), with these Node flags. */
   restart (nodeArgs: string[]): Promise<void>
+  /** (e): the same gateway and session, on a route whose token is narrowed to another audience and DPoP-bound. */
+  narrowed (): Contender
+}
+
+/** The audience of (e)'s route: an API of the bench's IdP, whose tokens the stub accepts as any other. */
+const NARROWED_AUDIENCE = 'https://orders-dpop.bench.example'
+
+/**
+ * The contract's example policy, plus `/narrowed`: the same stub, reached with a token narrowed to
+ * another audience (a refresh with RFC 8707 `resource`, once, then kept) and bound with DPoP (a
+ * proof signed per request).
+ */
+function benchPolicy (stubUrl: string) {
+  const example = examplePolicy(stubUrl)
+  return {
+    routes: [
+      ...example.routes,
+      {
+        prefix: '/narrowed',
+        upstream: stubUrl,
+        rewritePrefix: '',
+        token: { type: 'user', audience: NARROWED_AUDIENCE, dpop: true },
+        allow: [{ methods: ['GET'], path: '/orders', roles: ['user'] }],
+      },
+    ],
+  }
 }
 
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) bff-bench'
@@ -157,6 +184,7 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
       accessTokenTtl: ACCESS_TOKEN_TTL_SECONDS,
       // The stub checks no audience; any resource indicator makes the IdP issue JWT access tokens, as in production.
       apiAudience: options.stubUrl,
+      resourceServers: [{ audience: NARROWED_AUDIENCE, scopes: ['orders:read'] }],
       clients: [{
         clientId: TEST_CLIENT_ID,
         clientSecret: TEST_CLIENT_SECRET,
@@ -165,7 +193,7 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
       }],
     })
     const routesFile = join(dir, 'routes.json')
-    await writeFile(routesFile, JSON.stringify(examplePolicy(options.stubUrl)))
+    await writeFile(routesFile, JSON.stringify(benchPolicy(options.stubUrl)))
     const adminPort = await freePort()
     const env = {
       PUBLIC_URL: publicUrl,
@@ -190,19 +218,32 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
     const cookie = browser.cookie(`${publicUrl}/api/orders`, 'bff')
     if (!cookie) throw new Error('the gateway set no "bff" session cookie at login')
 
+    const headers = { ...BROWSER_HEADERS, cookie: `${cookie.name}=${cookie.value}` }
+    const gcSeconds = () => gcSecondsFromMetrics(`http://127.0.0.1:${adminPort}/metrics`)
+    const redisCommands = async () => {
+      statsClient ??= new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 })
+      const match = /^total_commands_processed:(\d+)/m.exec(await statsClient.info('stats'))
+      if (!match) throw new Error('Redis INFO stats has no total_commands_processed')
+      return Number(match[1])
+    }
     return {
       key: 'd',
       name: '(d) this gateway',
       url: `${publicUrl}/api/orders`,
-      headers: { ...BROWSER_HEADERS, cookie: `${cookie.name}=${cookie.value}` },
-      gcSeconds: () => gcSecondsFromMetrics(`http://127.0.0.1:${adminPort}/metrics`),
-      async redisCommands () {
-        statsClient ??= new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 })
-        const match = /^total_commands_processed:(\d+)/m.exec(await statsClient.info('stats'))
-        if (!match) throw new Error('Redis INFO stats has no total_commands_processed')
-        return Number(match[1])
-      },
+      headers,
+      gcSeconds,
+      redisCommands,
       close,
+      narrowed: () => ({
+        key: 'e',
+        name: '(e) this gateway, narrowed + DPoP route',
+        url: `${publicUrl}/narrowed/orders`,
+        headers,
+        gcSeconds,
+        redisCommands,
+        // (d)'s process: closed with (d).
+        close: async () => {},
+      }),
       async restart (nodeArgs) {
         await child?.stop()
         child = undefined

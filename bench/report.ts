@@ -143,6 +143,18 @@ export function pairRatios (results: ContenderResult[]): string {
 }
 
 /**
+ * What an audience-narrowed, DPoP-bound token costs beside the session's own bearer token, on the
+ * same gateway and session: (e) against (d). A proof is one ES256 signature and a SHA-256 per request.
+ */
+export function narrowedLine (results: ContenderResult[]): string {
+  const plain = results.find(r => r.key === 'd')
+  const narrowed = results.find(r => r.key === 'e')
+  if (!plain || !narrowed) return ''
+  return `(e) ÷ (d), the narrowed DPoP route against the session's own token: throughput ${ratio(narrowed.requestsPerSecond / plain.requestsPerSecond)}, ` +
+    `p99 ${ratio(narrowed.p99Ms / plain.p99Ms)}.`
+}
+
+/**
  * The gateway's time in garbage collection. A regression that keeps each request's objects alive
  * past the young generation (as @fastify/helmet's per-reply closure did) shows here first: it
  * multiplies this figure several times over before it shows in the throughput.
@@ -238,7 +250,7 @@ export function markdown (report: BenchReport): string {
     '',
     `\`npm run bench${flags(s)}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
       `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} rounds of ${s.durationSeconds} s per contender, ` +
-      `in ${s.sliceSeconds} s slices, one of each contender in turn (a b d c, then c d b a, …); median of slices. ` +
+      `in ${s.sliceSeconds} s slices, one of each contender in turn (a b d c e, then e c d b a, …); median of slices. ` +
       'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server.' +
       (s.control ? '' : ` Gateway LOG_LEVEL=${s.gatewayLogLevel}.`),
     '',
@@ -246,6 +258,7 @@ export function markdown (report: BenchReport): string {
     '',
     pairRatios(report.contenders),
     '',
+    narrowedLine(report.contenders),
     gcLine(report.contenders),
     redisLine(report.contenders),
     '',

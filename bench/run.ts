@@ -6,6 +6,7 @@
  *  (b) a bare @fastify/http-proxy adding a static token
  *  (c) express + express-session/connect-redis + http-proxy-middleware
  *  (d) this gateway, signed in through the real IdP login flow
+ *  (e) the same gateway and session, on a route with an audience-narrowed, DPoP-bound token
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -18,7 +19,7 @@ import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
-import { checkTargets, gcLine, redisLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { checkTargets, gcLine, narrowedLine, redisLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
 import { roundRuns } from './schedule.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
@@ -165,6 +166,7 @@ async function main (): Promise<number> {
     contenders.push(await bareProxy(stub.url, token))
     contenders.push(await expressStack(stub.url, redis.url, token))
     contenders.push(gateway ?? await secondBareProxy(stub.url, token))
+    if (gateway) contenders.push(gateway.narrowed())
     for (const contender of contenders) await assertServes(contender)
     log('every contender serves GET /orders with a bearer token; measuring')
 
@@ -176,7 +178,7 @@ async function main (): Promise<number> {
     log(throughputTable(report.contenders))
     log('')
     log(pairRatios(report.contenders))
-    for (const line of [gcLine(report.contenders), redisLine(report.contenders)]) if (line) log(line)
+    for (const line of [narrowedLine(report.contenders), gcLine(report.contenders), redisLine(report.contenders)]) if (line) log(line)
     if (report.targets.length > 0) {
       log('')
       log(targetLines(report.targets))

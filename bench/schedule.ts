@@ -1,8 +1,9 @@
 /**
  * What runs when. Every contender runs in short slices, and the slices go in
- * groups of one slice each, in the order a b d c, then c d b a, then a b d c
- * again, and so on. (b) and (d) are always side by side, and (d) always beside
- * (c): each ratio the targets are about compares slices run seconds apart.
+ * groups of one slice each, in the order a b d c (e), then (e) c d b a, then
+ * a b d c (e) again, and so on. (b) and (d) are always side by side, and (d)
+ * always beside (c): each ratio the targets are about compares slices run
+ * seconds apart. (e), the gateway's narrowed DPoP route, goes at the end.
  * The order flips from group to group, so none of them is always the one that
  * meets a machine slowing down or speeding up, and a steady drift cancels.
  *
@@ -15,7 +16,7 @@
 import type { ContenderKey } from './contenders.js'
 
 /** A group in its first form; every other group runs reversed. */
-const GROUP_ORDER: readonly ContenderKey[] = ['a', 'b', 'd', 'c']
+const GROUP_ORDER: readonly ContenderKey[] = ['a', 'b', 'd', 'c', 'e']
 
 export interface ScheduledRun<T> {
   contender: T

@@ -1,7 +1,7 @@
 /**
  * The upstream every contender forwards to: plain node:http, one small JSON
- * answer, no JWT validation (only "is there a bearer token at all"), so it is
- * never the bottleneck. Runs in its own process.
+ * answer, no JWT validation (only "is there a bearer token at all", or a DPoP
+ * token with a proof), so it is never the bottleneck. Runs in its own process.
  */
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -25,8 +25,9 @@ const server = createServer((req, res) => {
     return send(res, 200, Buffer.from(JSON.stringify({ length: lastTokenLength })))
   }
   if (req.method !== 'GET' || req.url !== '/orders') return send(res, 404, notFound)
-  // Enough to prove a contender attached a token; verifying it is the real API's job, not the stub's.
+  // Enough to prove a contender attached a token; verifying it (and a DPoP proof) is the real API's job, not the stub's.
   const authorization = req.headers.authorization
+  if (authorization?.startsWith('DPoP ') && typeof req.headers.dpop === 'string') return send(res, 200, ok)
   if (!authorization?.startsWith('Bearer ')) return send(res, 401, unauthorized)
   lastTokenLength = authorization.length - 'Bearer '.length
   send(res, 200, ok)

@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import cookie from '@fastify/cookie'
 import type { GatewayConfig } from './config.js'
 import type { RoutePolicy } from './proxy/route-policy.js'
+import { checkPolicyAgainstConfig } from './proxy/token-policy.js'
 import type { SessionStore } from './session/store.js'
 import { adminServerOptions, publicServerOptions } from './edge/server-options.js'
 import { installErrorHandlers } from './edge/http-errors.js'
@@ -62,6 +63,7 @@ export interface Gateway {
 
 /** Builds (but does not start) a gateway. */
 export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps: GatewayDeps = {}): Promise<Gateway> {
+  checkPolicyAgainstConfig(policy, config)
   const app = Fastify(publicServerOptions(config, deps.logStream))
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
@@ -69,13 +71,13 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
 
   // Resources, each closed by its own plugin (in reverse order) when the gateway closes.
   await app.register(observability)
-  await app.register(oidcPlugin, { config })
+  await app.register(oidcPlugin, { config, policy })
   await app.register(sessionStore, {
     config,
     ...(deps.store ? { store: deps.store } : {}),
     ...(deps.handoffCodeTtlMs !== undefined ? { handoffCodeTtlMs: deps.handoffCodeTtlMs } : {}),
   })
-  await app.register(tokenPlugin, { config, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
+  await app.register(tokenPlugin, { config, policy, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
 
   // What every request meets, in order. First: every answer carries the security headers; every
   // hook after the cookie parser (which later onSend hooks rely on) sees exactly one Host and one

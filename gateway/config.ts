@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { z } from 'zod'
+import { readClientPrivateKey } from './auth/client-key.js'
 
 export type TrustProxy = boolean | number | string[]
 
@@ -135,7 +136,19 @@ const variablesSchema = z.object({
   SESSION_ABSOLUTE_TIMEOUT: seconds.default(43200),
   OIDC_ISSUER: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   OIDC_CLIENT_ID: z.string().min(1),
-  OIDC_CLIENT_SECRET: z.string().min(1),
+  // Required unless the client authenticates with a private key (checked below).
+  OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  OIDC_CLIENT_AUTH: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('client_secret_basic'),
+  OIDC_CLIENT_PRIVATE_KEY: z.string().optional().transform((value, ctx) => {
+    if (value === undefined) return undefined
+    try {
+      return readClientPrivateKey(value)
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message })
+      return z.NEVER
+    }
+  }),
+  OIDC_PAR: booleanText.default(false),
   OIDC_SCOPES: z.string().trim().min(1).default('openid profile email offline_access').refine(
     s => s.split(/\s+/).includes('openid'), 'must include openid'),
   OIDC_AUTH_PARAMS: z.string().optional().transform((value, ctx) => {
@@ -318,6 +331,22 @@ function ssfConfig (e: Variables, publicOrigin: string, ctx: z.RefinementCtx) {
   }
 }
 
+/** How the gateway authenticates itself at the identity provider; its secret or key is required for the method. */
+function clientAuthentication (e: Variables, ctx: z.RefinementCtx) {
+  if (e.OIDC_CLIENT_AUTH === 'private_key_jwt') {
+    if (!e.OIDC_CLIENT_PRIVATE_KEY) {
+      problem(ctx, 'OIDC_CLIENT_PRIVATE_KEY', 'is required with OIDC_CLIENT_AUTH=private_key_jwt')
+      return undefined
+    }
+    return { method: 'private_key_jwt' as const, key: e.OIDC_CLIENT_PRIVATE_KEY }
+  }
+  if (!e.OIDC_CLIENT_SECRET) {
+    problem(ctx, 'OIDC_CLIENT_SECRET', 'is required')
+    return undefined
+  }
+  return { method: e.OIDC_CLIENT_AUTH, secret: e.OIDC_CLIENT_SECRET }
+}
+
 /** The variables, checked against each other and shaped for the code that uses them. */
 const configSchema = variablesSchema.transform((e, ctx) => {
   const publicUrl = e.PUBLIC_URL
@@ -333,12 +362,15 @@ const configSchema = variablesSchema.transform((e, ctx) => {
   if (issuer.protocol === 'http:' && !isLoopbackHttp(issuer) && !e.OIDC_ALLOW_INSECURE_HTTP) {
     problem(ctx, 'OIDC_ISSUER', 'plain http is only allowed for loopback issuers unless OIDC_ALLOW_INSECURE_HTTP=true')
   }
+  const clientAuth = clientAuthentication(e, ctx)
   const redis = redisConfig(e, ctx)
   const sessionStore: 'redis' | 'memory' = e.SESSION_STORE ?? (redis ? 'redis' : 'memory')
   if (sessionStore === 'redis' && !redis) {
     problem(ctx, 'SESSION_STORE', 'redis needs REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES')
   }
 
+  // Its problem is reported; there is no configuration to return.
+  if (clientAuth === undefined) return z.NEVER
   const publicOrigin = publicUrl.origin
   return {
     publicUrl: publicOrigin,
@@ -360,7 +392,10 @@ const configSchema = variablesSchema.transform((e, ctx) => {
     oidc: {
       issuer: e.OIDC_ISSUER,
       clientId: e.OIDC_CLIENT_ID,
-      clientSecret: e.OIDC_CLIENT_SECRET,
+      /** How the gateway authenticates at the token, PAR and revocation endpoints. */
+      clientAuth,
+      /** Authorization requests are pushed first (RFC 9126) and the browser carries only their `request_uri`. */
+      par: e.OIDC_PAR,
       scopes: e.OIDC_SCOPES,
       authParams: e.OIDC_AUTH_PARAMS,
       allowInsecureHttp: issuer.protocol === 'http:',

@@ -7,6 +7,7 @@ import closeWithGrace from 'close-with-grace'
 import { applyRuntimeFlags } from './runtime-flags.js'
 import { ConfigError, loadConfig } from './config.js'
 import { loadRoutePolicy } from './proxy/route-policy.js'
+import { checkPolicyAgainstConfig } from './proxy/token-policy.js'
 import { buildApp } from './app.js'
 import { shutDownGracefully } from './edge/shutdown.js'
 
@@ -22,6 +23,7 @@ async function main (): Promise<void> {
   try {
     config = loadConfig(process.env)
     policy = await loadRoutePolicy(config.routesFile)
+    checkPolicyAgainstConfig(policy, config)
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const problem of error.problems) process.stderr.write(`config error: ${problem}\n`)

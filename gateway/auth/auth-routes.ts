@@ -61,7 +61,13 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     // re-authenticate at the IdP, not slip back in through the IdP's own session cookie.
     const revoked = await app.sessions.revocationOf(request.cookies[options.sessionCookieName])
     const params = revoked ? forcingReauthentication(loginOptions.params) : loginOptions.params
-    const url = await oidc.authorizationUrl(challenge, params)
+    let url: URL
+    try {
+      url = await oidc.authorizationUrl(challenge, params)
+    } catch (error) {
+      // With PAR the IdP judges the gateway's client here already (a wrong key or secret).
+      throw refusedLogin(error, request.ip)
+    }
     await savePendingLogin(app.loginStates, binding, challenge, returnTo.path, {
       ...(native ? { native } : {}),
       silent: params.prompt === 'none',
@@ -81,26 +87,17 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
    * app's logins both go through it.
    */
   async function signIn (request: FastifyRequest, pending: PendingLogin): Promise<SignedIn> {
+    // The route policy's tokens: what the new session starts with, and the key its own token is bound to.
+    const binding = await app.loginTokens.prepare()
     let tokens
     try {
-      tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge)
+      tokens = await oidc.exchangeCode(new URL(request.url, options.publicUrl), pending.challenge, binding.dpop)
     } catch (error) {
       if (error instanceof OidcRejectedError && pending.silent && SILENT_LOGIN_ERRORS.has(error.oauthError)) {
         audit('login_failed', { reason: error.oauthError, ip: request.ip })
         throw new SilentLoginRefused(error.oauthError)
       }
-      if (error instanceof OidcRejectedError) {
-        // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
-        const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
-        audit('login_failed', { reason: error.oauthError, ...reported, ip: request.ip })
-        throw new LoginFailed({ cause: error })
-      }
-      if (error instanceof OidcResponseInvalidError) {
-        audit('login_failed', { reason: 'invalid_response', check: error.check, ip: request.ip })
-        throw new LoginResponseInvalid({ cause: error })
-      }
-      // IdpUnavailable: an outage (502), not a failed login.
-      throw error
+      throw refusedLogin(error, request.ip)
     }
     const claims = tokens.idTokenClaims ?? {}
     const sub = typeof claims.sub === 'string' ? claims.sub : undefined
@@ -120,6 +117,7 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
         claims: profileClaims(claims),
         roles: rolesFrom(claims, options.rolesClaim),
         ...authenticationOf(claims),
+        ...binding.secrets,
       },
     }
   }
@@ -179,6 +177,22 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
     noStore(reply).setSessionCookie(cookieValue, maxAgeSeconds)
     return reply.redirect(pending.returnTo, 302)
   })
+
+  /** The error a login answers when the IdP refused it or its answer failed the checks, audited. */
+  function refusedLogin (error: unknown, ip: string): unknown {
+    if (error instanceof OidcRejectedError) {
+      // An unregistered code is the caller's own text: the line keeps it (bounded), the reason does not.
+      const reported = error.oauthError === 'other' ? { reportedError: error.reportedError } : {}
+      audit('login_failed', { reason: error.oauthError, ...reported, ip })
+      return new LoginFailed({ cause: error })
+    }
+    if (error instanceof OidcResponseInvalidError) {
+      audit('login_failed', { reason: 'invalid_response', check: error.check, ip })
+      return new LoginResponseInvalid({ cause: error })
+    }
+    // IdpUnavailable: an outage (502), not a failed login.
+    return error
+  }
 
   app.get('/bff/user', async (request, reply) => {
     let session = await request.loadSession()

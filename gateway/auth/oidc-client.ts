@@ -13,16 +13,27 @@
  *    discovery, anything unforeseen).
  */
 import * as oidc from 'openid-client'
+import { importJWK } from 'jose'
 import { IdpUnavailable } from '../errors.js'
+import type { ClientPrivateKey } from './client-key.js'
 import { registeredOAuthError, type OAuthErrorCode } from './oauth-error-codes.js'
+
+/** How the gateway authenticates itself at the IdP's endpoints. */
+export type ClientAuthentication =
+  | { method: 'client_secret_basic' | 'client_secret_post', secret: string }
+  | { method: 'private_key_jwt', key: ClientPrivateKey }
 
 export interface OidcClientOptions {
   issuer: string
   clientId: string
-  clientSecret: string
+  clientAuth: ClientAuthentication
+  /** Push authorization requests first (RFC 9126). */
+  par: boolean
   redirectUri: string
   scopes: string
   authParams: Record<string, string>
+  /** APIs asked for at every login as RFC 8707 `resource` parameters, besides any in `authParams`. */
+  resources?: readonly string[]
   allowInsecureHttp: boolean
   httpTimeoutSeconds: number
   /** Leeway, in seconds, for the time claims of the IdP's ID tokens (its clock is not ours). */
@@ -37,6 +48,15 @@ export interface TokenResult {
   accessTokenExpiresAt: number
   /** Verified ID token claims, when the response carried an ID token. */
   idTokenClaims?: Record<string, unknown>
+}
+
+/** What a token request for one API names (RFC 8707 `resource`, `scope`), and the key to bind its token to. */
+export interface TokenRequest {
+  resource?: string
+  /** Space-separated. */
+  scope?: string
+  /** Proves possession of this key at the token endpoint (RFC 9449); the token comes back bound to it. */
+  dpop?: CryptoKeyPair
 }
 
 export interface LoginChallenge {
@@ -80,8 +100,14 @@ export interface OidcClient {
   ready (): Promise<void>
   newLoginChallenge (): LoginChallenge
   authorizationUrl (challenge: LoginChallenge, extra?: Record<string, string>): Promise<URL>
-  exchangeCode (callbackUrl: URL, challenge: LoginChallenge): Promise<TokenResult>
-  refresh (refreshToken: string): Promise<TokenResult>
+  /** With `dpop`, the tokens are bound to that key. */
+  exchangeCode (callbackUrl: URL, challenge: LoginChallenge, dpop?: CryptoKeyPair): Promise<TokenResult>
+  /** Without a `resource`, for the audience of `OIDC_AUTH_PARAMS`'s resource (if any), as at the code exchange. */
+  refresh (refreshToken: string, request?: TokenRequest): Promise<TokenResult>
+  /** RFC 8693: the user's access token traded for one for `request.resource`. */
+  exchangeToken (subjectToken: string, request: TokenRequest & { resource: string }): Promise<TokenResult>
+  /** The gateway's own token (client credentials grant). */
+  clientCredentials (request: TokenRequest): Promise<TokenResult>
   userInfo (accessToken: string, sub: string): Promise<Record<string, unknown>>
   /** RFC 7009; a no-op when the IdP has no revocation endpoint. */
   revoke (token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
@@ -119,27 +145,49 @@ export function translateOidcError (error: unknown): Error {
     if (error.status < 500 && REJECTIONS.has(error.error)) return new OidcRejectedError(error.error, { cause: error })
     return new IdpUnavailable({ cause: error })
   }
+  // A refused client authentication may come as a challenge (`WWW-Authenticate: Basic error="invalid_client"`).
+  if (error instanceof oidc.WWWAuthenticateChallengeError && error.status < 500) {
+    const refusal = error.cause.map((challenge) => challenge.parameters.error).find((code) => code !== undefined && REJECTIONS.has(code))
+    if (refusal !== undefined) return new OidcRejectedError(refusal, { cause: error })
+  }
   if (error instanceof oidc.ClientError && error.code !== undefined && LOCAL_CHECKS.has(error.code)) {
     return new OidcResponseInvalidError(error.code, { cause: error })
   }
   return new IdpUnavailable({ cause: error })
 }
 
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
+
+/** openid-client's client authentication for the configured method; a private key is imported once. */
+async function clientAuthFor (auth: ClientAuthentication): Promise<oidc.ClientAuth> {
+  if (auth.method !== 'private_key_jwt') {
+    return auth.method === 'client_secret_post' ? oidc.ClientSecretPost(auth.secret) : oidc.ClientSecretBasic(auth.secret)
+  }
+  const key = await importJWK({ ...auth.key.jwk, alg: auth.key.alg }, auth.key.alg) as CryptoKey
+  return oidc.PrivateKeyJwt({ key, ...(auth.key.kid !== undefined ? { kid: auth.key.kid } : {}) })
+}
+
 export function createOidcClient (options: OidcClientOptions): OidcClient {
   let discovered: Promise<oidc.Configuration> | undefined
+  // Each key's handle remembers the IdP's DPoP nonce, so a session's next proof carries it at once.
+  const dpopHandles = new WeakMap<CryptoKeyPair, oidc.DPoPHandle>()
+  const clientAuth = clientAuthFor(options.clientAuth)
+  // Settled here too, so a key that cannot be imported is reported by the calls, not as an unhandled rejection.
+  clientAuth.catch(() => {})
 
   function configuration (): Promise<oidc.Configuration> {
     // Memoise success only: an IdP that was down at start is retried on the next use.
-    discovered ??= oidc.discovery(
+    discovered ??= clientAuth.then(auth => oidc.discovery(
       new URL(options.issuer),
       options.clientId,
       { [oidc.clockTolerance]: options.clockToleranceSeconds },
-      oidc.ClientSecretBasic(options.clientSecret),
+      auth,
       {
         timeout: options.httpTimeoutSeconds,
         ...(options.allowInsecureHttp ? { execute: [oidc.allowInsecureRequests] } : {}),
       }
-    ).then(config => {
+    )).then(config => {
       config.timeout = options.httpTimeoutSeconds
       return config
     }, error => {
@@ -177,6 +225,42 @@ export function createOidcClient (options: OidcClientOptions): OidcClient {
     }
   }
 
+  function dpopOption (config: oidc.Configuration, keyPair: CryptoKeyPair | undefined): oidc.DPoPOptions | undefined {
+    if (keyPair === undefined) return undefined
+    let handle = dpopHandles.get(keyPair)
+    if (handle === undefined) dpopHandles.set(keyPair, handle = oidc.getDPoPHandle(config, keyPair))
+    return { DPoP: handle }
+  }
+
+  /** `resource` and `scope` of a token request, the parameters that name them. */
+  function targetParameters (request: TokenRequest): Record<string, string> {
+    return {
+      ...(request.resource !== undefined ? { resource: request.resource } : {}),
+      ...(request.scope !== undefined ? { scope: request.scope } : {}),
+    }
+  }
+
+  /** The authorization request's parameters: every API as its own `resource` (RFC 8707 allows several). */
+  function authorizationParameters (challenge: LoginChallenge, codeChallenge: string, extra: Record<string, string>): URLSearchParams {
+    const parameters = new URLSearchParams({
+      ...options.authParams,
+      ...extra,
+      redirect_uri: options.redirectUri,
+      response_type: 'code',
+      scope: options.scopes,
+      state: challenge.state,
+      nonce: challenge.nonce,
+      code_challenge: codeChallenge,
+      code_challenge_method: 'S256',
+    })
+    const named = new Set(parameters.getAll('resource'))
+    for (const resource of options.resources ?? []) {
+      if (!named.has(resource)) parameters.append('resource', resource)
+      named.add(resource)
+    }
+    return parameters
+  }
+
   return {
     async ready () {
       await call(async () => undefined)
@@ -186,30 +270,35 @@ export function createOidcClient (options: OidcClientOptions): OidcClient {
     },
     async authorizationUrl (challenge, extra = {}) {
       const codeChallenge = await oidc.calculatePKCECodeChallenge(challenge.codeVerifier)
-      return call(async config => oidc.buildAuthorizationUrl(config, {
-        ...options.authParams,
-        ...extra,
-        redirect_uri: options.redirectUri,
-        response_type: 'code',
-        scope: options.scopes,
-        state: challenge.state,
-        nonce: challenge.nonce,
-        code_challenge: codeChallenge,
-        code_challenge_method: 'S256',
-      }))
+      const parameters = authorizationParameters(challenge, codeChallenge, extra)
+      return call(async config => options.par
+        ? oidc.buildAuthorizationUrlWithPAR(config, parameters)
+        : oidc.buildAuthorizationUrl(config, parameters))
     },
-    async exchangeCode (callbackUrl, challenge) {
+    async exchangeCode (callbackUrl, challenge, dpop) {
       const resource = options.authParams.resource
       return call(async config => toTokenResult(await oidc.authorizationCodeGrant(config, callbackUrl, {
         pkceCodeVerifier: challenge.codeVerifier,
         expectedState: challenge.state,
         expectedNonce: challenge.nonce,
         idTokenExpected: true,
-      }, resource ? { resource } : undefined)))
+      }, resource ? { resource } : undefined, dpopOption(config, dpop))))
     },
-    async refresh (refreshToken) {
-      const resource = options.authParams.resource
-      return call(async config => toTokenResult(await oidc.refreshTokenGrant(config, refreshToken, resource ? { resource } : undefined)))
+    async refresh (refreshToken, request = {}) {
+      const resource = request.resource ?? options.authParams.resource
+      const parameters = targetParameters({ ...request, ...(resource !== undefined ? { resource } : {}) })
+      return call(async config => toTokenResult(await oidc.refreshTokenGrant(config, refreshToken, parameters, dpopOption(config, request.dpop))))
+    },
+    async exchangeToken (subjectToken, request) {
+      return call(async config => toTokenResult(await oidc.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, {
+        subject_token: subjectToken,
+        subject_token_type: ACCESS_TOKEN_TYPE,
+        requested_token_type: ACCESS_TOKEN_TYPE,
+        ...targetParameters(request),
+      }, dpopOption(config, request.dpop))))
+    },
+    async clientCredentials (request) {
+      return call(async config => toTokenResult(await oidc.clientCredentialsGrant(config, targetParameters(request), dpopOption(config, request.dpop))))
     },
     async userInfo (accessToken, sub) {
       return call(async config => ({ ...(await oidc.fetchUserInfo(config, accessToken, sub)) }))

@@ -5,6 +5,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
+import type { RoutePolicy } from '../proxy/route-policy.js'
+import { loginTokenNeeds } from '../proxy/token-policy.js'
 import { createOidcClient, type OidcClient } from './oidc-client.js'
 
 declare module 'fastify' {
@@ -13,9 +15,11 @@ declare module 'fastify' {
   }
 }
 
-async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfig }) {
+async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfig, policy: RoutePolicy }) {
   const { config } = options
-  const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri })
+  // Every API of the route policy is asked for at login: a refresh may only name one the grant holds.
+  const resources = loginTokenNeeds(options.policy.routes).audiences
+  const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri, resources })
   app.decorate('oidc', oidc)
   app.addHook('onReady', (done) => {
     // Discovery is retried on demand; a down IdP must not stop the gateway from starting.

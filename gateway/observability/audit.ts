@@ -28,6 +28,7 @@ const AUDIT_EVENTS = [
   'acr_forgotten',
   'security_event',
   'security_event_refused',
+  'upstream_token_failed',
 ] as const
 
 export type AuditEvent = typeof AUDIT_EVENTS[number]
@@ -51,6 +52,8 @@ const GATEWAY_REASONS = [
   'cross_site', 'origin', 'token',
   // binding_mismatch
   'user_agent', 'network',
+  // upstream_token_failed (with the IdP's OAuth error codes): the session's grant lacks the audience
+  'not_granted',
   // whatever else an identity provider, or someone posing as one, called an error
   'other',
 ] as const
@@ -90,7 +93,7 @@ const EVENTS: ReadonlySet<string> = new Set(AUDIT_EVENTS)
 const REASONS: ReadonlySet<string> = new Set([...GATEWAY_REASONS, ...OAUTH_ERROR_CODES])
 
 export function createAudit (log: FastifyBaseLogger, metrics: GatewayMetrics): Audit {
-  const warnings = new Set<AuditEvent>(['theft_suspected', 'binding_mismatch', 'csrf_refused', 'login_failed', 'security_event_refused'])
+  const warnings = new Set<AuditEvent>(['theft_suspected', 'binding_mismatch', 'csrf_refused', 'login_failed', 'security_event_refused', 'upstream_token_failed'])
   return (event, fields = {}) => {
     const { reason } = fields
     metrics.auditEvents.inc({

@@ -4,7 +4,7 @@
  */
 import { LogController, type FastifyBaseLogger, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 
-const SECRET_FIELDS = ['accessToken', 'refreshToken', 'idToken', 'csrfToken', 'access_token', 'refresh_token', 'id_token', 'logout_token', 'code_verifier', 'client_secret', 'password']
+const SECRET_FIELDS = ['accessToken', 'refreshToken', 'idToken', 'csrfToken', 'apiTokens', 'dpopKey', 'client_assertion', 'subject_token', 'access_token', 'refresh_token', 'id_token', 'logout_token', 'code_verifier', 'client_secret', 'password']
 
 /** Where log lines go: stdout unless a test reads them. */
 export type LogStream = NonNullable<FastifyLoggerOptions['stream']>
@@ -16,7 +16,7 @@ export function loggerOptions (level: string, name: string, stream?: LogStream):
     ...(stream ? { stream } : {}),
     redact: {
       paths: [
-        'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]',
+        'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'req.headers.dpop', 'res.headers["set-cookie"]',
         'headers.authorization', 'headers.cookie', 'headers["set-cookie"]',
         ...SECRET_FIELDS, ...SECRET_FIELDS.map(f => `*.${f}`),
         // ioredis puts a failed command's arguments on its errors: AUTH's password, keys naming session handles.

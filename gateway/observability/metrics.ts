@@ -27,6 +27,17 @@ export interface GatewayMetrics {
   refreshDuration: Histogram
   /** `event` and `reason`: checked against their sets by `createAudit` (audit.ts); anything else counts as `other`. */
   auditEvents: Counter<'event' | 'reason'>
+  /**
+   * Tokens for upstreams fetched from the IdP (narrowed user tokens and client tokens; the session's
+   * own refreshes are `bff_token_refresh_*`). `audience`: an audience of the route policy, or
+   * `default` (a client token for the IdP's default audience); `type`: `user` or `client`;
+   * `grant`: `refresh_token`, `token_exchange` or `client_credentials`.
+   */
+  upstreamTokenFetches: Counter<'audience' | 'type' | 'grant'>
+  /** As above; `reason`: `rejected`, `not_granted` or `idp_unavailable`. */
+  upstreamTokenFailures: Counter<'audience' | 'type' | 'reason'>
+  /** Forwarded requests whose token was already kept (no token call); `audience` may also be `session` (the session's own token). */
+  upstreamTokenCacheHits: Counter<'audience' | 'type'>
   storeErrors: Counter
   /** `status`: `active` or `disabled`; `source`: an `AccountChangeSource` (`operator`, `security_event`). */
   accountStatusChanges: Counter<'status' | 'source'>
@@ -88,6 +99,24 @@ export function createMetrics (): GatewayMetrics {
       name: 'bff_audit_events_total',
       help: 'Security-relevant events (logins, logouts, revocations, refusals), by event and reason',
       labelNames: ['event', 'reason'],
+      registers,
+    }),
+    upstreamTokenFetches: new Counter({
+      name: 'bff_upstream_token_fetches_total',
+      help: 'Calls to the token endpoint for an upstream\'s token (narrowed user tokens, client tokens), by audience, token type and grant',
+      labelNames: ['audience', 'type', 'grant'],
+      registers,
+    }),
+    upstreamTokenFailures: new Counter({
+      name: 'bff_upstream_token_failures_total',
+      help: 'Upstream tokens that could not be had, by audience, token type and reason',
+      labelNames: ['audience', 'type', 'reason'],
+      registers,
+    }),
+    upstreamTokenCacheHits: new Counter({
+      name: 'bff_upstream_token_cache_hits_total',
+      help: 'Forwarded requests sent with a token already kept (in the session, or the instance for client tokens), by audience and token type',
+      labelNames: ['audience', 'type'],
       registers,
     }),
     storeErrors: new Counter({ name: 'bff_session_store_errors_total', help: 'Session store operations that failed', registers }),

@@ -9,7 +9,7 @@ import { privateCacheControl, isTargetedCacheHeader } from './shared-cache.js'
 
 // RFC 9110 §7.6.1 plus the non-standard ones proxies have historically honoured.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'])
-// Client credentials (a native app's DPoP proof among them) and anything that would let a client speak for the gateway.
+// Browser credentials (a native app's DPoP proof among them) and anything that would let a client speak for the gateway.
 const FROM_BROWSER_ONLY = ['cookie', 'authorization', 'dpop', 'x-csrf-token', 'forwarded', 'x-real-ip']
 // The browser's Host names the gateway (undici sets the upstream's own); Node has already
 // answered any `Expect: 100-continue` itself, and undici refuses to send the header.
@@ -29,7 +29,10 @@ function isDropped (name: string): boolean {
 }
 
 export interface ForwardContext {
-  accessToken: string
+  /** What the upstream gets in `Authorization`; undefined: no `Authorization` at all. */
+  accessToken: string | undefined
+  /** `DPoP` for a DPoP-bound token (the proof header is the proxy's to add); default `Bearer`. */
+  tokenScheme?: 'Bearer' | 'DPoP'
   clientIp: string
   publicProto: string
   publicHost: string
@@ -40,8 +43,8 @@ export interface ForwardContext {
  * the browser listed in `Connection` (RFC 9110 §7.6.1), its credentials, the
  * headers that would make the upstream run another method or path than the
  * policy allowed, and any of these spelt with `_` for `-`, with the forwarding
- * headers and `Authorization` set last, so no browser header can remove or
- * replace them.
+ * headers and `Authorization` (when the route sends a token) set last, so no
+ * browser header can remove or replace them.
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: ForwardContext): IncomingHttpHeaders {
   const forwarded: IncomingHttpHeaders = {}
@@ -54,7 +57,7 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, context: F
   forwarded['x-forwarded-for'] = context.clientIp
   forwarded['x-forwarded-proto'] = context.publicProto
   forwarded['x-forwarded-host'] = context.publicHost
-  forwarded.authorization = `Bearer ${context.accessToken}`
+  if (context.accessToken !== undefined) forwarded.authorization = `${context.tokenScheme ?? 'Bearer'} ${context.accessToken}`
   return forwarded
 }
 

@@ -10,28 +10,41 @@
  * By the time a request gets here, the edge has checked what every request
  * meets (one Host, a canonical path, Sec-Fetch-Site, a WebSocket's Origin), and
  * the prefix has chosen the route (an unknown prefix is a 404 before the gate).
+ *
+ * The route's token policy decides whether a session is needed (`user`) and
+ * what credential goes upstream: the user's token (the session's own or one
+ * narrowed to the route's API), the gateway's own client token, or none.
  */
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Forbidden, InvalidRequest, PayloadTooLarge, StepUpRequired, Unauthenticated } from '../errors.js'
 import type { ActiveSession } from '../session/active-session.js'
-import type { TokenRefresher } from '../auth/token-refresher.js'
 import { stepUpLoginUrl, stepUpReturnTo, stepUpShortfall } from '../auth/step-up.js'
+import type { ClientTokens } from '../auth/client-tokens.js'
+import type { DpopKey } from '../auth/dpop-key.js'
+import type { UserTokens, UserTokenTarget } from '../auth/user-tokens.js'
 import { declaredLengthExceeds, limitBody } from './body-limit.js'
 import { hasMethodParam, METHOD_PARAM_REFUSED } from './method-override.js'
 import { canonicalPathOf } from './normalise-path.js'
-import { isAllowedForRoles, matchRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
+import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
+import { loginTokenNeeds, sendsUserToken } from './token-policy.js'
 import { upgradeKind } from './websocket.js'
 
 /** Where an admitted request goes, with which token, through which route. */
 export interface Forward {
   /** The upstream path, canonical and rewritten; the query string is added as the browser sent it. */
   path: string
-  accessToken: string
+  /** The token the upstream gets in `Authorization`; undefined: none at all. */
+  accessToken: string | undefined
+  /** The key to prove possession of `accessToken` with (RFC 9449), when it is DPoP-bound. */
+  dpopKey: DpopKey | undefined
   /** The route's prefix, which names the upstream in metrics. */
   upstream: string
-  /** The request was let through for a signed-in user: its answer is that user's alone. */
+  /**
+   * The answer is for one signed-in user alone: the upstream got the user's token, or the rule
+   * admitted only users with a role. Such answers are kept out of shared caches.
+   */
   admittedWithSession: boolean
   /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
   upstreamSeconds: number
@@ -50,13 +63,23 @@ interface Passage {
   readonly reply: FastifyReply
   session: ActiveSession | undefined
   match: Exclude<RouteMatch, { kind: 'unknown_prefix' }> | undefined
+  /** What goes upstream in `Authorization`, once chosen. */
+  accessToken: string | undefined
+  dpopKey: DpopKey | undefined
+  /** A token call was made for this request (so its token was not a kept one). */
+  fetched: boolean
 }
 
 type Check = (passage: Passage) => void | Promise<void>
 
 export interface GateOptions {
   policy: RoutePolicy
-  tokens: TokenRefresher
+  /** The user's tokens: the session's own, and those narrowed to an API. */
+  userTokens: UserTokens
+  /** The gateway's own client-credentials tokens. */
+  clientTokens: ClientTokens
+  /** A request is sent with a token already kept (no token call). */
+  tokenCacheHit?: (route: CompiledRoute) => void
   /** The CSRF layer's check of an unsafe request's Origin and token (edge/csrf.ts). */
   checkCsrf: (request: FastifyRequest, session: ActiveSession | undefined) => void
   /** Largest request body forwarded, in bytes. */
@@ -73,23 +96,33 @@ type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
 
 /** The gate as a Fastify `preHandler` for a proxied route. */
 export function createGate (options: GateOptions) {
-  const { policy, tokens } = options
+  const { policy, userTokens, clientTokens } = options
   const now = options.now ?? Date.now
+  const tokenCacheHit = options.tokenCacheHit ?? (() => {})
+  // Judging roles on a route that sends no user token still wants the newest roles: those of the
+  // session's own token, kept bound as the routes that do send it want it.
+  const ownToken: UserTokenTarget = {
+    audience: undefined, scope: undefined, grant: 'refresh_token', dpop: loginTokenNeeds(policy.routes).sessionTokenDpop,
+  }
 
-  /** The request's session (cookie → cache or store, bound to its client by the session layer). */
+  /**
+   * The request's session (cookie → cache or store, bound to its client by the session layer):
+   * required on `user` routes, read when there is one on the others.
+   */
   const session: Check = (passage) => {
+    const required = matched(passage).route.token.type === 'user'
     const loaded = passage.request.loadSession()
     if (loaded instanceof Promise) {
       return loaded.then((found) => {
-        if (!found) throw new Unauthenticated()
+        if (!found && required) throw new Unauthenticated()
         passage.session = found
       })
     }
-    if (!loaded) throw new Unauthenticated()
+    if (!loaded && required) throw new Unauthenticated()
     passage.session = loaded
   }
 
-  /** Unsafe methods: an allowed Origin and the session's CSRF token. */
+  /** Unsafe methods: an allowed Origin, and the session's CSRF token when there is a session. */
   const csrf: Check = (passage) => options.checkCsrf(passage.request, passage.session)
 
   /** The canonical path and method against the route's rules. */
@@ -105,7 +138,7 @@ export function createGate (options: GateOptions) {
   /** What the request asks of the upstream besides a path: a protocol switch, a body's size, another method. */
   const shape: Check = (passage) => {
     const { request, reply } = passage
-    const route = (passage.match as NonNullable<Passage['match']>).route
+    const route = matched(passage).route
     upgradeKind({ method: request.method, headers: request.headers, upgrade: (request.raw as UpgradableMessage).upgrade === true }, route.websocket)
     if (declaredLengthExceeds(request.headers['content-length'], options.bodyLimit)) {
       // Once reading of the body stops half-way, the connection cannot carry another request.
@@ -124,27 +157,63 @@ export function createGate (options: GateOptions) {
     if (passage.match?.kind !== 'allowed') throw new Forbidden()
   }
 
-  /** An access token with life left, refreshed first if it is within the skew of expiry. */
+  /**
+   * The user's token with life left (and bound as the route says), obtained first if it is near
+   * expiry or not yet had: the route's token when it sends one, else the session's own when the
+   * rule judges roles.
+   */
   const freshToken: Check = (passage) => {
-    const current = passage.session as ActiveSession
-    if (!tokens.needsRefresh(current)) return
-    return tokens.ensureFresh(current).then((fresh) => {
+    const current = passage.session
+    if (current === undefined) return
+    const { route, rule } = allowed(passage)
+    const target = sendsUserToken(route.token) ? route.token : rule.open ? undefined : ownToken
+    if (target === undefined || !userTokens.stale(current, target)) return
+    passage.fetched = true
+    return userTokens.obtain(current, target).then((fresh) => {
       passage.session = fresh
       passage.request.useSession(fresh)
     })
   }
 
-  /** The rule's roles, judged on the newest tokens' roles. */
+  /** The rule's roles, judged on the newest tokens' roles; a rule without roles admits anyone. */
   const roles: Check = (passage) => {
-    const match = passage.match as Extract<RouteMatch, { kind: 'allowed' }>
-    if (!isAllowedForRoles(match.rule, (passage.session as ActiveSession).secrets.roles)) throw new Forbidden()
+    const { rule } = allowed(passage)
+    if (rule.open) return
+    if (passage.session === undefined) throw new Unauthenticated()
+    if (!isAllowedForRoles(rule, passage.session.secrets.roles)) throw new Forbidden()
+  }
+
+  /** What goes upstream in `Authorization`: the user's token, the gateway's own, or nothing. */
+  const credential: Check = (passage) => {
+    const { route } = allowed(passage)
+    const { token } = route
+    if (token.type === 'none') return
+    if (token.type === 'client') {
+      const kept = clientTokens.current(token)
+      if (kept === undefined) {
+        return clientTokens.obtain(token).then((fetched) => {
+          passage.accessToken = fetched.token
+          passage.dpopKey = fetched.dpopKey
+        })
+      }
+      tokenCacheHit(route)
+      passage.accessToken = kept.token
+      passage.dpopKey = kept.dpopKey
+      return
+    }
+    const current = passage.session
+    if (current === undefined) return
+    if (!passage.fetched) tokenCacheHit(route)
+    passage.accessToken = userTokens.token(current, token)
+    passage.dpopKey = token.dpop ? userTokens.dpopKey(current, token) : undefined
   }
 
   /** The rule's step-up: a sign-in with one of its `acr` values, at most `maxAge` seconds ago. */
   const stepUp: Check = (passage) => {
-    const { stepUp: required } = (passage.match as Extract<RouteMatch, { kind: 'allowed' }>).rule
+    const { stepUp: required } = allowed(passage).rule
     if (!required) return
-    const need = stepUpShortfall(required, passage.session as ActiveSession, now())
+    if (passage.session === undefined) throw new Unauthenticated()
+    const need = stepUpShortfall(required, passage.session, now())
     if (!need) return
     options.onStepUp?.()
     const referer = passage.request.headers.referer
@@ -154,12 +223,13 @@ export function createGate (options: GateOptions) {
   /** Let through: where it goes and with which token; a body is counted as it streams. */
   const admit: Check = (passage) => {
     const { request } = passage
-    const match = passage.match as Extract<RouteMatch, { kind: 'allowed' }>
+    const match = allowed(passage)
     request.bffForward = {
       path: match.upstreamPath,
-      accessToken: (passage.session as ActiveSession).secrets.accessToken,
+      accessToken: passage.accessToken,
+      dpopKey: passage.dpopKey,
       upstream: match.route.prefix,
-      admittedWithSession: true,
+      admittedWithSession: passage.session !== undefined && (sendsUserToken(match.route.token) || !match.rule.open),
       upstreamSeconds: -1,
     }
     if (request.body instanceof Readable) request.body = limitBody(request.body, options.bodyLimit)
@@ -174,11 +244,24 @@ export function createGate (options: GateOptions) {
     }
   }
 
-  const checks: readonly Check[] = [session, csrf, rule, shape, allowedAtAll, freshToken, roles, stepUp, admit]
+  // The rule comes first (without refusing yet): the route's token type says whether a session is needed.
+  const checks: readonly Check[] = [rule, session, csrf, shape, allowedAtAll, freshToken, roles, stepUp, credential, admit]
 
   return function gate (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
-    runChecks(checks, 0, { request, reply, session: undefined, match: undefined }, done)
+    runChecks(checks, 0, {
+      request, reply, session: undefined, match: undefined, accessToken: undefined, dpopKey: undefined, fetched: false,
+    }, done)
   }
+}
+
+/** The match, once `rule` has run. */
+function matched (passage: Passage): NonNullable<Passage['match']> {
+  return passage.match as NonNullable<Passage['match']>
+}
+
+/** The match, once `allowedAtAll` has let the request on. */
+function allowed (passage: Passage): Extract<RouteMatch, { kind: 'allowed' }> {
+  return passage.match as Extract<RouteMatch, { kind: 'allowed' }>
 }
 
 /** Runs `checks` from `from` on; synchronously until one returns a promise, then after it settles. */

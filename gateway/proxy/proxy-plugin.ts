@@ -1,7 +1,8 @@
 /**
  * Registers the routes of each upstream in the route policy, each in its own
  * encapsulated scope, behind the gate (gate.ts: session, CSRF, rule, token,
- * roles, step-up). Only then is the request forwarded (upstream-exchange.ts), to
+ * roles, step-up, credential). Only then is the request forwarded (upstream-exchange.ts,
+ * or dpop-exchange.ts for a DPoP-bound token, with a proof per request), to
  * exactly the path that was matched, with the method it arrived with: nothing
  * that would make the upstream use another (override headers, `_method` in a
  * form or multipart body) goes with it. WebSocket handshakes, on routes that
@@ -24,6 +25,7 @@ import { bodyKind, hasMethodParam, METHOD_PARAM_REFUSED, multipartBoundary, part
 import { multipartGuard } from './multipart-guard.js'
 import { createOpenSockets } from './open-sockets.js'
 import { exchangeWithUpstream, type AnswerSink, type UpstreamRequest } from './upstream-exchange.js'
+import { createDpopNonces, exchangeWithProof } from './dpop-exchange.js'
 
 export interface ProxyPluginOptions {
   policy: RoutePolicy
@@ -68,22 +70,60 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   app.decorateRequest('bffForward', null)
 
   function forwardContext (request: Pick<FastifyRequest, 'ip' | 'bffForward'>): ForwardContext {
+    const forward = request.bffForward
     return {
-      accessToken: request.bffForward?.accessToken ?? '',
+      accessToken: forward?.accessToken,
+      tokenScheme: forward?.dpopKey === undefined ? 'Bearer' : 'DPoP',
       clientIp: request.ip,
       publicProto,
       publicHost: publicUrl.host,
     }
   }
 
+  // Per route, its counter of requests sent with a kept token; audiences come from the policy, so the labels are bounded.
+  const cacheHits = new Map(policy.routes.map((route) => [route, metrics.upstreamTokenCacheHits.labels({
+    audience: route.token.audience ?? (route.token.type === 'client' ? 'default' : 'session'),
+    type: route.token.type === 'client' ? 'client' : 'user',
+  })]))
   const gate = createGate({
     policy,
-    tokens: app.tokens,
+    userTokens: app.userTokens,
+    clientTokens: app.clientTokens,
+    tokenCacheHit: (route) => cacheHits.get(route)?.inc(),
     checkCsrf: app.checkCsrf,
     bodyLimit: options.bodyLimit,
     publicOrigin: publicUrl.origin,
     onStepUp: () => metrics.stepUpChallenges.inc({ source: 'policy' }),
   })
+  const dpopNonces = createDpopNonces()
+
+  /**
+   * Sends an admitted request upstream. With a DPoP-bound token the body is read whole first
+   * (within the body limit, which the gate's counting stream enforces): a nonce challenge is
+   * answered by sending it again.
+   */
+  function deliver (request: FastifyRequest, reply: FastifyReply, target: Forward, upstreamRequest: UpstreamRequest): void {
+    const { dpopKey, accessToken } = target
+    if (dpopKey === undefined || accessToken === undefined) {
+      exchangeWithUpstream(dispatcher, upstreamRequest, reply, browserAnswer(request, reply, target))
+      return
+    }
+    const sendWithProof = () => exchangeWithProof(dispatcher, upstreamRequest, { key: dpopKey, accessToken, nonces: dpopNonces }, reply, browserAnswer(request, reply, target))
+    const { body } = upstreamRequest
+    if (!(body instanceof Readable)) {
+      sendWithProof()
+      return
+    }
+    readWhole(body).then((bytes) => {
+      upstreamRequest.body = bytes
+      upstreamRequest.headers['content-length'] = String(bytes.length)
+      delete upstreamRequest.headers['transfer-encoding']
+      sendWithProof()
+    }, (error: Error) => {
+      reply.header('connection', 'close')
+      reply.send(isBodyTooLarge(error) ? new PayloadTooLarge({ cause: error }) : causeOfType(error, InvalidRequest) ?? new InvalidRequest('The request body could not be read', { cause: error }))
+    })
+  }
 
   function onUpstreamError (reply: FastifyReply, error: Error & { code?: string }) {
     if (isBodyTooLarge(error)) {
@@ -148,7 +188,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   function sendWithoutMethodParam (request: FastifyRequest, reply: FastifyReply, target: Forward, upstreamRequest: UpstreamRequest, body: Readable): void {
     const send = (checked: Readable | Buffer) => {
       upstreamRequest.body = checked
-      exchangeWithUpstream(dispatcher, upstreamRequest, reply, browserAnswer(request, reply, target))
+      deliver(request, reply, target, upstreamRequest)
     }
     const contentType = request.headers['content-type']
     const kind = bodyKind(contentType)
@@ -224,7 +264,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
         body,
         timeoutMs,
       }
-      if (body === null || route.allowMethodParam) exchangeWithUpstream(dispatcher, upstreamRequest, reply, browserAnswer(request, reply, target))
+      if (body === null || route.allowMethodParam) deliver(request, reply, target, upstreamRequest)
       else sendWithoutMethodParam(request, reply, target, upstreamRequest, body)
       return reply
     }

@@ -4,6 +4,7 @@ import { ConfigError } from '../config.js'
 import type { NormalisedPath } from './normalise-path.js'
 import { ACR_VALUE } from '../auth/login-options.js'
 import type { StepUpNeed } from '../auth/step-up.js'
+import { routeTokenProblems, sharedTokenProblems, TokenSchema, compileTokenPolicy, type RouteTokenPolicy } from './token-policy.js'
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = typeof HTTP_METHODS[number]
@@ -26,11 +27,14 @@ export interface CompiledRule {
   path: string
   /** As written; HEAD is also allowed wherever GET is. */
   methods: readonly HttpMethod[]
+  /** Empty when the rule names none (`open`). */
   roles: readonly string[]
   /** True when roles is `["*"]`. */
   anyRole: boolean
   /** The rule's `acr` and `maxAge`: how the session must have signed in (see gate.ts); absent when it says neither. */
   stepUp?: StepUpNeed
+  /** The rule names no roles: it admits anyone, signed in or not (only routes whose token type is not `user` may say so). */
+  open: boolean
   /** Static segments hold decoded text, compared exactly with decoded request segments. */
   segments: readonly TemplateSegment[]
 }
@@ -49,6 +53,8 @@ export interface CompiledRoute {
    */
   allowMethodParam: boolean
   rules: readonly CompiledRule[]
+  /** What credential the upstream gets (token-policy.ts). */
+  token: RouteTokenPolicy
   prefixSegments: readonly string[]
   /** Method → segment count → rules, most specific first. */
   rulesByMethod: ReadonlyMap<string, ReadonlyMap<number, readonly CompiledRule[]>>
@@ -146,7 +152,7 @@ export function parseRoutePolicy (json: unknown, source: string): RoutePolicy {
   if (!parsed.success) throw new RoutePolicyError(source, parsed.error.issues.flatMap(describeIssue))
 
   const routes = parsed.data.routes.map(compileRoute)
-  const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules)]
+  const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules), ...sharedTokenProblems(routes)]
   if (problems.length > 0) throw new RoutePolicyError(source, problems)
   return { routes }
 }
@@ -189,7 +195,7 @@ export function matchRoute (
 
 /** Whether a user with these roles may use the rule: any one of its roles suffices, `*` lets everyone in. */
 export function isAllowedForRoles (rule: CompiledRule, roles: readonly string[]): boolean {
-  return rule.anyRole || roles.some((role) => rule.roles.includes(role))
+  return rule.open || rule.anyRole || roles.some((role) => rule.roles.includes(role))
 }
 
 const ROOT_SEGMENTS: readonly string[] = ['']
@@ -323,9 +329,11 @@ const MethodSchema = z.enum(HTTP_METHODS, {
 const RuleSchema = z.strictObject({
   methods: z.array(MethodSchema).min(1, 'must list at least one method'),
   path: z.string().superRefine(check(templateProblem)),
+  // Required on `user` routes (a cross-check below, since it depends on the route's token type).
   roles: z.array(z.string().min(1, 'must not be empty'))
     .min(1, `must list at least one role; use ["${ANY_SIGNED_IN_USER}"] for any signed-in user`)
-    .superRefine(check(rolesProblem)),
+    .superRefine(check(rolesProblem))
+    .optional(),
   acr: z.array(z.string().regex(ACR_VALUE, 'must be an acr value: 1 to 256 printable ASCII characters, no space, " or \\'))
     .min(1, 'must list at least one acr value (any one of them suffices)')
     .optional(),
@@ -339,7 +347,10 @@ const RouteSchema = z.strictObject({
   timeoutMs: z.number().superRefine(check(timeoutProblem)).optional(),
   websocket: z.boolean().default(false),
   allowMethodParam: z.boolean().default(false),
+  token: TokenSchema.optional(),
   allow: z.array(RuleSchema).min(1, 'must list at least one rule'),
+}).superRefine((route, ctx) => {
+  for (const { path, message } of routeTokenProblems(route)) ctx.addIssue({ code: 'custom', path, message })
 })
 
 const PolicySchema = z.strictObject({
@@ -386,6 +397,7 @@ function compileRoute (input: RouteInput): CompiledRoute {
     websocket: input.websocket,
     allowMethodParam: input.allowMethodParam,
     rules,
+    token: compileTokenPolicy(input.token),
     prefixSegments: input.prefix.split('/').slice(1),
     rulesByMethod: indexRules(rules),
   }
@@ -395,8 +407,9 @@ function compileRule (input: RuleInput): CompiledRule {
   return {
     path: input.path,
     methods: input.methods,
-    roles: input.roles,
-    anyRole: input.roles.includes(ANY_SIGNED_IN_USER),
+    roles: input.roles ?? [],
+    anyRole: input.roles?.includes(ANY_SIGNED_IN_USER) ?? false,
+    open: input.roles === undefined,
     ...(input.acr !== undefined || input.maxAge !== undefined
       ? { stepUp: { ...(input.acr !== undefined ? { acrValues: input.acr } : {}), ...(input.maxAge !== undefined ? { maxAge: input.maxAge } : {}) } }
       : {}),

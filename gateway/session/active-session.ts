@@ -5,10 +5,25 @@
 import type { SessionCookieValue } from './session-cookie.js'
 import type { SessionMeta } from './store.js'
 
-/** Everything about a session that is encrypted at rest. */
+/** An access token narrowed to one API (RFC 8707 / RFC 8693), kept beside the session's own. */
+export interface ApiToken {
+  token: string
+  /** Epoch milliseconds. */
+  expiresAt: number
+  /** Bound to the session's DPoP key (RFC 9449). */
+  dpop?: true
+}
+
+/**
+ * Everything about a session that is encrypted at rest. Kept to what requests need: it is
+ * one record, read (and opened) on every request that misses the cache.
+ */
 export interface SessionSecrets {
   accessToken: string
+  /** The access token is bound to the session's DPoP key. */
+  accessTokenDpop?: true
   refreshToken?: string
+  /** Sessions from before the gateway stopped keeping it (nothing reads it) may still carry one. */
   idToken?: string
   /** Epoch milliseconds. */
   accessTokenExpiresAt: number
@@ -21,6 +36,25 @@ export interface SessionSecrets {
   authTime?: number
   /** The session's count of refresh requests when these tokens were obtained (see `SessionMarks`). */
   refreshRequestsSeen?: number
+  /** Narrowed tokens by audience, each fetched when a route first needs it. */
+  apiTokens?: Record<string, ApiToken>
+  /**
+   * The audiences the login asked the IdP for. Only these are ever asked for at a refresh: at
+   * some IdPs (oidc-provider) a refresh for an audience the grant lacks fails after rotating the
+   * refresh token, which loses the whole grant.
+   */
+  audiences?: string[]
+  /** The session's DPoP key pair (ES256), as a private JWK. */
+  dpopKey?: DpopPrivateJwk
+}
+
+/** A P-256 private key as a JWK (RFC 7518 section 6.2), the members the gateway keeps. */
+export interface DpopPrivateJwk {
+  kty: 'EC'
+  crv: 'P-256'
+  x: string
+  y: string
+  d: string
 }
 
 export interface ActiveSession {

@@ -14,6 +14,8 @@ export function scriptedOidc (script: Partial<OidcClient>): OidcClient {
     authorizationUrl: script.authorizationUrl ?? unscripted('authorizationUrl'),
     exchangeCode: script.exchangeCode ?? unscripted('exchangeCode'),
     refresh: script.refresh ?? unscripted('refresh'),
+    exchangeToken: script.exchangeToken ?? unscripted('exchangeToken'),
+    clientCredentials: script.clientCredentials ?? unscripted('clientCredentials'),
     userInfo: script.userInfo ?? unscripted('userInfo'),
     revoke: script.revoke ?? unscripted('revoke'),
     endSessionUrl: script.endSessionUrl ?? unscripted('endSessionUrl'),

@@ -16,7 +16,8 @@ export interface StackOptions {
   idp?: Omit<IdentityProviderOptions, 'clients' | 'apiAudience'>
   /** More of every gateway's environment; a function of PUBLIC_URL for settings that name it (e.g. NATIVE_REDIRECT_URIS). */
   gatewayEnv?: Record<string, string> | ((publicUrl: string) => Record<string, string>)
-  policy?: (upstream: string) => RoutePolicyJson
+  /** The policy, given the default API's URL and (by name) those of `apis`. */
+  policy?: (upstream: string, apis: Record<string, UpstreamApi>) => RoutePolicyJson
   redisPersistence?: boolean
   /**
    * Redis settings for every gateway (e.g. REDIS_CLUSTER_NODES, or REDIS_SENTINELS and
@@ -30,12 +31,19 @@ export interface StackOptions {
   idpClient?: Partial<Omit<IdpClient, 'clientId' | 'redirectUris'>>
   /** More settings of the API, e.g. `{ dpop: { required: true } }`. */
   api?: Pick<UpstreamApiOptions, 'dpop' | 'name'>
+  /**
+   * More APIs, by name, each with its own audience (an IdP resource server with `scopes`), started
+   * after the IdP; the policy gets their URLs. E.g. `{ orders: { audience: 'https://orders.test', scopes: ['orders:read'] } }`.
+   */
+  apis?: Record<string, Pick<UpstreamApiOptions, 'dpop'> & { audience: string, scopes?: string[], accessTokenTtl?: number }>
 }
 
 export interface Stack {
   redis?: RedisServer
   idp: IdentityProvider
   api: UpstreamApi
+  /** The APIs of `options.apis`, by name. */
+  apis: Record<string, UpstreamApi>
   gateways: TestGateway[]
   /** The first gateway: PUBLIC_URL of every instance (as if behind one load balancer). */
   gateway: TestGateway
@@ -55,8 +63,21 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const redis = (options.store ?? 'redis') === 'redis' && options.redisEnv === undefined
     ? await startRedisServer({ persistence: options.redisPersistence ?? false })
     : undefined
+  const extraApis = Object.entries(options.apis ?? {})
   const idp = await startIdentityProvider({
     ...options.idp,
+    ...(extraApis.length > 0
+      ? {
+          resourceServers: [
+            ...options.idp?.resourceServers ?? [],
+            ...extraApis.map(([, api]) => ({
+              audience: api.audience,
+              ...(api.scopes ? { scopes: api.scopes } : {}),
+              ...(api.accessTokenTtl !== undefined ? { accessTokenTtl: api.accessTokenTtl } : {}),
+            })),
+          ],
+        }
+      : {}),
     apiAudience,
     clients: [{ ...gatewayClient(publicUrl), ...options.idpClient }],
   })
@@ -67,7 +88,17 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     port: apiPort,
     ...(options.apiClockToleranceSeconds !== undefined ? { clockToleranceSeconds: options.apiClockToleranceSeconds } : {}),
   })
-  const policy = (options.policy ?? examplePolicy)(api.url)
+  const apis: Record<string, UpstreamApi> = {}
+  for (const [name, settings] of extraApis) {
+    apis[name] = await startUpstreamApi({
+      issuer: idp.issuer,
+      name,
+      audience: settings.audience,
+      ...(settings.dpop ? { dpop: settings.dpop } : {}),
+      ...(options.apiClockToleranceSeconds !== undefined ? { clockToleranceSeconds: options.apiClockToleranceSeconds } : {}),
+    })
+  }
+  const policy = (options.policy ?? examplePolicy)(api.url, apis)
   const start = (port: number, extraEnv: Record<string, string> = {}) => startTestGateway({
     issuer: idp.issuer,
     port,
@@ -89,6 +120,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     ...(redis ? { redis } : {}),
     idp,
     api,
+    apis,
     gateways,
     gateway: gateways[0]!,
     publicUrl,
@@ -100,6 +132,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     },
     async close () {
       await Promise.allSettled(gateways.map(g => g.close()))
+      await Promise.allSettled(Object.values(apis).map(extra => extra.close()))
       await api.close()
       await idp.close()
       await redis?.close()

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, waitFor, type SignedInUser } from '../helpers/sign-in.js'
-import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
+import { metricValue } from '../helpers/admin-metrics.js'
 
 const ACCESS_TOKEN_TTL = 2
 /** A token is past its life (skew 0) once its TTL and a little clock slack have passed. */
@@ -27,11 +27,7 @@ async function sessionKeys (stack: Stack): Promise<string[]> {
   }
 }
 
-async function metric (stack: Stack, name: string): Promise<number> {
-  const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text()
-  const line = text.split('\n').find(l => l.startsWith(name))
-  return line ? Number(line.split(' ').at(-1)) : 0
-}
+const metric = (stack: Stack, name: string) => metricValue(stack.gateway.adminUrl, name)
 
 describe('refresh on one instance', () => {
   let stack: Stack

@@ -46,4 +46,9 @@ describe('the benchmark schedule', () => {
   it('orders a run without the gateway the same way', () => {
     expect(order(0, 6, 2, contenders.filter(c => c.key !== 'd'))).toBe('abc cba abc')
   })
+
+  it('puts the narrowed DPoP route (e) at the end of each group, keeping the gateway beside the bare proxy and the express stack', () => {
+    const withNarrowed = [...contenders, { key: 'e' as ContenderKey }]
+    expect(order(0, 6, 2, withNarrowed)).toBe('abdce ecdba abdce')
+  })
 })

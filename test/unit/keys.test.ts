@@ -6,10 +6,13 @@
  * Cluster's own function (cluster-key-slot, the one ioredis routes with); the
  * pattern is tried on a real redis-server.
  */
-import calculateSlot from 'cluster-key-slot'
+import { createRequire } from 'node:module'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { INVALIDATION_CHANNEL, keyFor, RATE_LIMIT_NAMESPACE } from '../../gateway/session/keys.js'
+
+// A CommonJS module whose whole export is the function (its types say `export =`).
+const calculateSlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string | Buffer) => number
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 
 /** Handles as the gateway makes them (base64url), and as an admin URL could name them (anything). */
