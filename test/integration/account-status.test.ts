@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import { authenticateAtIdp, capture, LoginFlowError, startLogin } from '../helpers/login-flow.js'
+import { authenticateAtIdp, capture, LoginFlowError, loginToCallback, startLogin } from '../helpers/login-flow.js'
 import { HttpBrowser } from '../helpers/http-browser.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 import { runAdminCommand } from '../../gateway/admin/admin-commands.js'
@@ -50,9 +50,7 @@ async function metric (name: string): Promise<number> {
 /** A login through the real IdP, stopping at the gateway's answer to the callback (whatever it is). */
 async function attemptLogin (username: string) {
   const browser = new HttpBrowser({ cookieScope: 'host' })
-  const { authorizationUrl } = await startLogin(browser, a)
-  const idp = await authenticateAtIdp(browser, authorizationUrl, a, { username, password: `${username}-password` })
-  return { browser, callback: await capture(browser, idp.callbackUrl) }
+  return { browser, callback: await loginToCallback(browser, a, { username, password: `${username}-password` }) }
 }
 
 describe('GET /admin/users/:sub', () => {

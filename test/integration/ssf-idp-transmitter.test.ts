@@ -20,7 +20,7 @@ import { DEFAULT_USERS } from '../../upstream-mock/users.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { freePort } from '../helpers/free-port.js'
 import { HttpBrowser } from '../helpers/http-browser.js'
-import { authenticateAtIdp, capture, loginThroughIdp, startLogin, LoginFlowError } from '../helpers/login-flow.js'
+import { authenticateAtIdp, capture, loginThroughIdp, loginToCallback, LoginFlowError } from '../helpers/login-flow.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 
 const PUSH_TOKEN = 'idp-ssf-push-token-0123456789-abcdefghij'
@@ -114,9 +114,7 @@ async function pushAccepted (type: string, sub: string, options: Partial<PushSec
 /** A login through the IdP, stopping at the gateway's answer to the callback (whatever it is). */
 async function attemptLogin (username: string) {
   const browser = new HttpBrowser({ cookieScope: 'host' })
-  const { authorizationUrl } = await startLogin(browser, url)
-  const idp = await authenticateAtIdp(browser, authorizationUrl, url, { username, password: `${username}-password` })
-  return { browser, callback: await capture(browser, idp.callbackUrl) }
+  return { browser, callback: await loginToCallback(browser, url, { username, password: `${username}-password` }) }
 }
 
 it('takes the IdP\'s keys from its discovery document: no SSF_JWKS_URI is configured', () => {
