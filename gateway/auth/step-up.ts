@@ -32,8 +32,18 @@ export function stepUpShortfall (need: StepUpNeed, session: Pick<ActiveSession, 
   const acr = trustedAcr(session)
   const acrShort = need.acrValues !== undefined && (acr === undefined || !need.acrValues.includes(acr))
   const { authTime } = session.secrets
-  const ageShort = need.maxAge !== undefined && (authTime === undefined || now - authTime > need.maxAge * 1000)
+  const ageShort = need.maxAge !== undefined && (authTime === undefined || secondsSince(authTime, now) > need.maxAge)
   return acrShort || ageShort ? need : undefined
+}
+
+/**
+ * Whole seconds elapsed, as `auth_time` is given and as an IdP judges `max_age` (oidc-provider:
+ * now in whole seconds minus the login's second). Counting finer would ask for a step-up in the
+ * last second of `maxAge` that the IdP answers from its session, with the same `auth_time`, which
+ * falls short again.
+ */
+function secondsSince (epochMs: number, now: number): number {
+  return Math.floor(now / 1000) - Math.floor(epochMs / 1000)
 }
 
 /**

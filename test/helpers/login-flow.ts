@@ -272,6 +272,16 @@ export async function submitCredentials (
   return { response, chain }
 }
 
+/**
+ * The login up to the gateway's answer to its callback, whatever that is (a redirect, a refusal),
+ * not followed further. Throws LoginFlowError when the IdP does not let the user through.
+ */
+export async function loginToCallback (browser: HttpBrowser, gatewayUrl: string, credentials: Credentials): Promise<CapturedResponse> {
+  const { authorizationUrl } = await startLogin(browser, gatewayUrl)
+  const idp = await authenticateAtIdp(browser, authorizationUrl, gatewayUrl, credentials)
+  return capture(browser, idp.callbackUrl)
+}
+
 export interface LoginOptions extends Credentials, StartLoginOptions {}
 
 export interface LoginResult {

@@ -8,17 +8,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { signIn, type SignedInUser } from '../helpers/sign-in.js'
-import { authenticateAtIdp, capture, startLogin } from '../helpers/login-flow.js'
+import { authenticateAtIdp, capture, LoginFlowError, loginToCallback, startLogin } from '../helpers/login-flow.js'
 import { HttpBrowser } from '../helpers/http-browser.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
 import { runAdminCommand } from '../../gateway/admin/admin-commands.js'
+import { DEFAULT_USERS } from '../../upstream-mock/users.js'
 
 let stack: Stack
 let a: string
 let b: string
 let redis: Redis
 beforeAll(async () => {
-  stack = await startStack({ instances: 2 })
+  // Carol is disabled at the IdP too; the other tests' users stay clear of that.
+  const carol = { username: 'carol', password: 'carol-password', roles: ['user'], name: 'Carol Example', email: 'carol@example.com' }
+  stack = await startStack({ instances: 2, idp: { users: [...DEFAULT_USERS, carol] } })
   a = stack.gateways[0]!.url
   b = stack.gateways[1]!.url
   redis = new Redis(stack.redis!.url)
@@ -47,9 +50,7 @@ async function metric (name: string): Promise<number> {
 /** A login through the real IdP, stopping at the gateway's answer to the callback (whatever it is). */
 async function attemptLogin (username: string) {
   const browser = new HttpBrowser({ cookieScope: 'host' })
-  const { authorizationUrl } = await startLogin(browser, a)
-  const idp = await authenticateAtIdp(browser, authorizationUrl, a, { username, password: `${username}-password` })
-  return { browser, callback: await capture(browser, idp.callbackUrl) }
+  return { browser, callback: await loginToCallback(browser, a, { username, password: `${username}-password` }) }
 }
 
 describe('GET /admin/users/:sub', () => {
@@ -144,6 +145,64 @@ describe('POST /admin/users/:sub/disable', () => {
   it('counts status changes by status and source', async () => {
     expect(await metric('bff_account_status_changes_total{status="disabled",source="operator"}')).toBeGreaterThanOrEqual(2)
     expect(await metric('bff_account_status_changes_total{status="active",source="operator"}')).toBeGreaterThanOrEqual(2)
+  })
+})
+
+describe('disabled at the IdP and at the gateway, end to end', () => {
+  it('ends the user\'s sessions on the other instance within 100 ms, refuses every login after, and lets them back in once enabled', async () => {
+    const laptop = await signIn(a, 'carol')
+    const phone = await signIn(a, 'carol')
+    for (const url of [a, b]) for (const user of [laptop, phone]) expect(await apiStatus(url, user)).toBe(200)
+    // A login that has passed the IdP and is on its way back to the gateway's callback.
+    const inFlight = new HttpBrowser({ cookieScope: 'host' })
+    const { authorizationUrl } = await startLogin(inFlight, a)
+    const { callbackUrl } = await authenticateAtIdp(inFlight, authorizationUrl, a, { username: 'carol', password: 'carol-password' })
+
+    // The operator disables the user at the IdP, then at the gateway through instance 1.
+    expect(stack.idp.disableUser('carol')).toBeGreaterThan(0)
+    const response = await admin('/admin/users/carol/disable', 'POST')
+    const answeredAt = performance.now()
+    expect(await response.json()).toEqual({ revoked: 2 })
+    // Instance 2, which served both sessions from its cache a moment ago, polled from the moment
+    // the call returned until it refuses.
+    let polls = 1
+    while (await apiStatus(b, laptop) !== 401) {
+      expect(performance.now() - answeredAt).toBeLessThanOrEqual(100)
+      polls += 1
+    }
+    expect(performance.now() - answeredAt, `${polls} poll(s)`).toBeLessThanOrEqual(100)
+    expect(await apiStatus(b, phone)).toBe(401)
+    expect(await apiStatus(a, phone)).toBe(401)
+
+    // The next login: the IdP refuses the password (its page answers 403) and the gateway never hears of it.
+    const atIdp = await attemptLogin('carol').then(() => undefined, (error: unknown) => error)
+    expect(atIdp).toBeInstanceOf(LoginFlowError)
+    const idpPage = (atIdp as LoginFlowError).chain.at(-1)!
+    expect(idpPage.status).toBe(403)
+    expect(idpPage.body).toContain('This account is disabled.')
+    // The login in flight reaches the callback: no session comes of it.
+    const late = await capture(inFlight, callbackUrl)
+    // (The IdP no longer knows the account: it refuses the code exchange, so the login fails.)
+    expect(late.status).toBe(401)
+    expect(JSON.parse(late.body)).toMatchObject({ error: 'login_failed' })
+    expect(late.setCookies.filter(line => line.startsWith('bff='))).toEqual([])
+    expect((await inFlight.fetch(`${a}/bff/user`)).status).toBe(401)
+    // Enabled at the IdP alone, the user gets through the IdP and the gateway still refuses: 403 account_disabled, no session.
+    stack.idp.enableUser('carol')
+    const refused = await attemptLogin('carol')
+    expect(refused.callback.status).toBe(403)
+    expect(JSON.parse(refused.callback.body)).toEqual({ error: 'account_disabled', message: expect.any(String) })
+    expect(refused.callback.setCookies.filter(line => line.startsWith('bff='))).toEqual([])
+    expect((await refused.browser.fetch(`${a}/bff/user`)).status).toBe(401)
+    expect(await (await admin('/admin/users/carol', 'GET', 1)).json()).toEqual({ sub: 'carol', status: 'disabled', sessions: 0 })
+
+    // Enabled at the gateway too: the user signs in again and is served by both instances.
+    expect((await admin('/admin/users/carol/enable', 'POST', 1)).status).toBe(200)
+    const back = await signIn(a, 'carol')
+    expect(await apiStatus(a, back)).toBe(200)
+    expect(await apiStatus(b, back)).toBe(200)
+    // The sessions that ended stay ended.
+    expect(await apiStatus(b, laptop)).toBe(401)
   })
 })
 

@@ -6,9 +6,8 @@
  * sessions (real oidc-provider IdP, real Redis); each refusal, with its RFC
  * 8935 code and no effect; the push token.
  *
- * Still to do once the mock IdP transmits (Shared Signals): SSF_ISSUER = OIDC_ISSUER with the
- * IdP's own keys (the default SSF_JWKS_URI, found by discovery), and the events it pushes when a
- * user is disabled or logs out there.
+ * ssf-idp-transmitter.test.ts has the IdP itself as the transmitter (SSF_ISSUER = OIDC_ISSUER,
+ * its keys found through discovery), with the changes at the IdP that its events report.
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'

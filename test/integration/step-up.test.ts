@@ -124,9 +124,9 @@ describe('a rule that requires an acr', () => {
     }
   })
 
-  // Still to do once the mock IdP signs users in with an acr (its MFA interaction): follow this
-  // loginUrl through that login and see the route pass, under a new session id, with /bff/user's acr set.
-  it('the login URL reaches the IdP with acr_values (the mock IdP cannot sign in with an acr yet, so the session still falls short)', async () => {
+  // This IdP has acr off, as an IdP that does not know the acr asked for: the login succeeds without
+  // it, and the rule still refuses. step-up-mfa.test.ts follows the same URL through the MFA login.
+  it('the login URL reaches the IdP with acr_values; an IdP that cannot give that acr leaves the session short of it', async () => {
     const user = await signIn(url)
     const { loginUrl } = await (await get(user, '/api/orders/7')).json() as StepUpBody
     const { authorizationUrl, callback } = await followLoginUrl(user.browser, loginUrl)

@@ -36,6 +36,15 @@ describe('stepUpShortfall', () => {
     expect(stepUpShortfall(need, signedIn({ authTime: NOW }), NOW)).toBeUndefined()
   })
 
+  it('counts whole seconds, as auth_time and the IdP\'s max_age check do: a sign-in at second S passes until S + maxAge is over', () => {
+    // Had the gateway counted milliseconds, the login it asks for in that last second would be
+    // answered from the IdP's session with the same auth_time, and fall short again.
+    const need = { maxAge: 300 }
+    const authTime = NOW - 300 * SECOND
+    expect(stepUpShortfall(need, signedIn({ authTime }), NOW + 999)).toBeUndefined()
+    expect(stepUpShortfall(need, signedIn({ authTime }), NOW + SECOND)).toEqual(need)
+  })
+
   it('takes a session without auth_time to be too old (the IdP gives one when asked for max_age)', () => {
     expect(stepUpShortfall({ maxAge: 3600 }, signedIn({ acr: 'urn:mfa' }), NOW)).toEqual({ maxAge: 3600 })
   })
