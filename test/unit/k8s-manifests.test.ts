@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
+import { Deployment as DeploymentModel } from 'kubernetes-models/apps/v1/Deployment'
+import { PodDisruptionBudget as PodDisruptionBudgetModel } from 'kubernetes-models/policy/v1/PodDisruptionBudget'
+import { ConfigMap as ConfigMapModel, Secret as SecretModel, Service as ServiceModel } from 'kubernetes-models/v1'
 import { CONFIG_VARIABLES, loadConfig } from '../../gateway/config.js'
 import { loadRoutePolicy } from '../../gateway/proxy/route-policy.js'
 import { createTlsFiles, type TlsFiles } from '../helpers/redis-tls.js'
@@ -108,6 +111,28 @@ describe('deploy/k8s manifests', () => {
     const kustomization = await one<Kustomization>('Kustomization')
     const files = new Set(all.filter(manifest => manifest.kind !== 'Kustomization').map(manifest => manifest.file))
     expect(new Set(kustomization.resources)).toEqual(files)
+  })
+
+  it('each validates against the Kubernetes API\'s own JSON schema for its kind (kubernetes-models)', async () => {
+    const models: Record<string, new (data: never) => { validate (): void }> = {
+      Deployment: DeploymentModel,
+      Service: ServiceModel,
+      PodDisruptionBudget: PodDisruptionBudgetModel,
+      ConfigMap: ConfigMapModel,
+      Secret: SecretModel,
+    }
+    for (const manifest of await manifests()) {
+      if (manifest.kind === 'Kustomization') continue
+      const { file, ...data } = manifest
+      const Model = models[manifest.kind]
+      expect(Model, file).toBeDefined()
+      expect(() => new (Model as NonNullable<typeof Model>)(data as never).validate(), file).not.toThrow()
+    }
+  })
+
+  it('and the schema check would catch a mistake (a port given as text)', () => {
+    const broken = { metadata: { name: 'x' }, spec: { ports: [{ port: 'eighty' }] } }
+    expect(() => new ServiceModel(broken as never).validate()).toThrow(/port/)
   })
 })
 
