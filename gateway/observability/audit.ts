@@ -28,6 +28,7 @@ const AUDIT_EVENTS = [
   'acr_forgotten',
   'security_event',
   'security_event_refused',
+  'route_policy_reload',
 ] as const
 
 export type AuditEvent = typeof AUDIT_EVENTS[number]
@@ -51,6 +52,8 @@ const GATEWAY_REASONS = [
   'cross_site', 'origin', 'token',
   // binding_mismatch
   'user_agent', 'network',
+  // route_policy_reload: what became of the re-read policy
+  'applied', 'unchanged', 'refused',
   // whatever else an identity provider, or someone posing as one, called an error
   'other',
 ] as const

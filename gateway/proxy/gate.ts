@@ -10,18 +10,22 @@
  * By the time a request gets here, the edge has checked what every request
  * meets (one Host, a canonical path, Sec-Fetch-Site, a WebSocket's Origin), and
  * the prefix has chosen the route (an unknown prefix is a 404 before the gate).
+ * The policy is read once, as the request enters the gate, and that object
+ * (and the route matched in it) serves the request to its end, whatever a
+ * reload does meanwhile (route-policy-reload.ts).
  */
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Forbidden, InvalidRequest, PayloadTooLarge, StepUpRequired, Unauthenticated } from '../errors.js'
+import { Forbidden, InvalidRequest, NotFound, PayloadTooLarge, StepUpRequired, Unauthenticated } from '../errors.js'
 import type { ActiveSession } from '../session/active-session.js'
 import type { TokenRefresher } from '../auth/token-refresher.js'
 import { stepUpLoginUrl, stepUpReturnTo, stepUpShortfall } from '../auth/step-up.js'
 import { declaredLengthExceeds, limitBody } from './body-limit.js'
 import { hasMethodParam, METHOD_PARAM_REFUSED } from './method-override.js'
 import { canonicalPathOf } from './normalise-path.js'
-import { isAllowedForRoles, matchRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
+import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
+import type { RoutePolicyHolder } from './route-policy-reload.js'
 import { upgradeKind } from './websocket.js'
 
 /** Where an admitted request goes, with which token, through which route. */
@@ -31,6 +35,8 @@ export interface Forward {
   accessToken: string
   /** The route's prefix, which names the upstream in metrics. */
   upstream: string
+  /** The route the request was admitted by, from the policy it started under: where and how it is sent. */
+  route: CompiledRoute
   /** The request was let through for a signed-in user: its answer is that user's alone. */
   admittedWithSession: boolean
   /** Seconds from sending the request upstream to its answer (whole, if small; its head, if streamed) or failure; -1 until then. */
@@ -48,6 +54,8 @@ declare module 'fastify' {
 interface Passage {
   readonly request: FastifyRequest
   readonly reply: FastifyReply
+  /** The policy in force when the request reached the gate; a reload meanwhile does not change it. */
+  readonly policy: RoutePolicy
   session: ActiveSession | undefined
   match: Exclude<RouteMatch, { kind: 'unknown_prefix' }> | undefined
 }
@@ -55,7 +63,7 @@ interface Passage {
 type Check = (passage: Passage) => void | Promise<void>
 
 export interface GateOptions {
-  policy: RoutePolicy
+  policy: Pick<RoutePolicyHolder, 'current'>
   tokens: TokenRefresher
   /** The CSRF layer's check of an unsafe request's Origin and token (edge/csrf.ts). */
   checkCsrf: (request: FastifyRequest, session: ActiveSession | undefined) => void
@@ -73,7 +81,7 @@ type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
 
 /** The gate as a Fastify `preHandler` for a proxied route. */
 export function createGate (options: GateOptions) {
-  const { policy, tokens } = options
+  const { tokens } = options
   const now = options.now ?? Date.now
 
   /** The request's session (cookie → cache or store, bound to its client by the session layer). */
@@ -96,9 +104,9 @@ export function createGate (options: GateOptions) {
   const rule: Check = (passage) => {
     const { request } = passage
     // The edge has checked the path already; this is the same, remembered result.
-    const match = matchRoute(policy, request.method, request.bffPath ?? canonicalPathOf(request.raw.url ?? ''))
-    // The route's own prefix brought the request here; only a policy swapped meanwhile could miss it.
-    if (match.kind === 'unknown_prefix') throw new Forbidden()
+    const match = matchRoute(passage.policy, request.method, request.bffPath ?? canonicalPathOf(request.raw.url ?? ''))
+    // The prefix was registered at start-up, and a reload has dropped it since: as if it had never been.
+    if (match.kind === 'unknown_prefix') throw new NotFound()
     passage.match = match
   }
 
@@ -159,6 +167,7 @@ export function createGate (options: GateOptions) {
       path: match.upstreamPath,
       accessToken: (passage.session as ActiveSession).secrets.accessToken,
       upstream: match.route.prefix,
+      route: match.route,
       admittedWithSession: true,
       upstreamSeconds: -1,
     }
@@ -174,10 +183,12 @@ export function createGate (options: GateOptions) {
     }
   }
 
-  const checks: readonly Check[] = [session, csrf, rule, shape, allowedAtAll, freshToken, roles, stepUp, admit]
+  // The rule is looked up first only so that a prefix a reload dropped is a 404 with or without a
+  // session, like one that never was; a missing rule is still refused after the session check.
+  const checks: readonly Check[] = [rule, session, csrf, shape, allowedAtAll, freshToken, roles, stepUp, admit]
 
   return function gate (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
-    runChecks(checks, 0, { request, reply, session: undefined, match: undefined }, done)
+    runChecks(checks, 0, { request, reply, policy: options.policy.current, session: undefined, match: undefined }, done)
   }
 }
 
