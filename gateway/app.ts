@@ -10,6 +10,7 @@ import cookie from '@fastify/cookie'
 import type { GatewayConfig } from './config.js'
 import type { RoutePolicy } from './proxy/route-policy.js'
 import { checkPolicyAgainstConfig } from './proxy/token-policy.js'
+import type { ReloadOutcome, ReloadTrigger } from './proxy/route-policy-reload.js'
 import type { SessionStore } from './session/store.js'
 import { adminServerOptions, publicServerOptions } from './edge/server-options.js'
 import { installErrorHandlers } from './edge/http-errors.js'
@@ -21,6 +22,7 @@ import observability from './observability/observability-plugin.js'
 import oidcPlugin from './auth/oidc-plugin.js'
 import sessionStore from './session/session-store-plugin.js'
 import tokenPlugin from './auth/token-plugin.js'
+import routePolicy from './proxy/route-policy-plugin.js'
 import securityHeaders from './edge/security-headers.js'
 import canonicalPath from './proxy/canonical-path.js'
 import sessionPlugin from './session/session-plugin.js'
@@ -57,6 +59,8 @@ export interface Gateway {
   listen (): Promise<{ public: string, admin: string }>
   /** First step of a graceful shutdown (edge/shutdown.ts): `/readyz` answers 503, every answer closes its connection, the listeners keep accepting. */
   drain (): void
+  /** Re-reads `ROUTES_FILE` (proxy/route-policy-reload.ts); resolves with what became of it. */
+  reloadRoutePolicy (by: ReloadTrigger): Promise<ReloadOutcome>
   /** Stops accepting at once, lets requests in flight finish, closes open WebSockets (1001) and every resource. */
   close (): Promise<void>
 }
@@ -78,6 +82,7 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
     ...(deps.handoffCodeTtlMs !== undefined ? { handoffCodeTtlMs: deps.handoffCodeTtlMs } : {}),
   })
   await app.register(tokenPlugin, { config, policy, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
+  await app.register(routePolicy, { policy, routesFile: config.routesFile, scopes: config.oidc.scopes })
 
   // What every request meets, in order. First: every answer carries the security headers; every
   // hook after the cookie parser (which later onSend hooks rely on) sees exactly one Host and one
@@ -118,7 +123,7 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   })
   // Without SSF_ISSUER there is no receiver: POST /bff/ssf/events is a 404 like any unknown path.
   if (config.ssf) await app.register(ssfReceiverRoute, { ...config.ssf, oidcIssuer: config.oidc.issuer })
-  await app.register(proxyPlugin, { policy, publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
+  await app.register(proxyPlugin, { publicUrl: config.publicUrl, bodyLimit: config.proxyBodyLimit })
   await app.register(health)
   if (config.staticDir) await app.register(staticFiles, { root: config.staticDir })
 
@@ -141,6 +146,9 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
     },
     drain () {
       app.drain.start()
+    },
+    reloadRoutePolicy (by) {
+      return app.routePolicy.reload(by)
     },
     async close () {
       await app.close()

@@ -54,11 +54,23 @@ export class StepUpRequired extends create('STEP_UP_REQUIRED', 'This request nee
   }
 }
 
+/** A reloaded route policy file that cannot be used (admin API); the policy in force stays. */
+export class InvalidRoutePolicy extends create('INVALID_ROUTE_POLICY', 'The route policy file was refused; the policy in force is unchanged', 400) {
+  /** One line per problem, as the gateway prints them at start-up (`ROUTES_FILE: …`). */
+  readonly problems: readonly string[]
+  constructor (problems: readonly string[], options?: { cause?: unknown }) {
+    super(options)
+    this.problems = problems
+  }
+}
+
 export interface ErrorBody {
   error: string
   message: string
   /** With `step_up_required`: where to sign in again. */
   loginUrl?: string
+  /** With `invalid_route_policy`: what is wrong with the file, one line per problem. */
+  problems?: readonly string[]
 }
 
 /** The public code of a gateway error (`BFF_FORBIDDEN` → `forbidden`), or undefined for foreign errors. */

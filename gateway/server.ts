@@ -33,6 +33,12 @@ async function main (): Promise<void> {
   }
 
   const gateway = await buildApp(config, policy)
+  const log = gateway.app.log
+  // SIGHUP re-reads ROUTES_FILE; a policy that is not valid is refused and the one in force stays.
+  // The outcome is audited (and a refusal's lines logged) where the reload happens.
+  process.on('SIGHUP', () => {
+    gateway.reloadRoutePolicy('signal').catch((err: unknown) => log.error({ err }, 'route policy reload failed'))
+  })
   const addresses = await gateway.listen()
   const store = config.sessionStore === 'redis' ? `redis (${config.redis?.mode})` : 'memory (single process, demo only)'
   process.stdout.write(`bff-gateway public listener on ${addresses.public} (PUBLIC_URL ${config.publicUrl})\n`)
@@ -42,7 +48,6 @@ async function main (): Promise<void> {
   // SIGTERM, SIGINT, an uncaught exception or an unhandled rejection: logged, then the graceful
   // shutdown; exit 0 after a signal, 1 after an error, 1 at once on a second signal or error, and 1
   // if requests in flight are still not done SHUTDOWN_TIMEOUT after the listener closed.
-  const log = gateway.app.log
   const { delaySeconds, timeoutSeconds } = config.shutdown
   closeWithGrace({
     delay: (delaySeconds + timeoutSeconds) * 1000,

@@ -10,6 +10,8 @@
  *   disable --user <sub>            end every session of a user and refuse their logins
  *   enable --user <sub>             let a disabled user sign in again
  *   refresh --user <sub>            make each session of a user refresh its tokens (changed roles or claims)
+ *   routes                          the route policy in force and its SHA-256
+ *   routes reload                   re-read ROUTES_FILE (as SIGHUP does); a refusal prints its problems
  *
  * Talks to the admin listener: ADMIN_URL (default http://127.0.0.1:3001) and ADMIN_TOKEN.
  */
@@ -26,6 +28,8 @@ const USAGE = `usage: npm run admin -- <command>
   disable --user <sub>
   enable --user <sub>
   refresh --user <sub>
+  routes
+  routes reload
 environment: ADMIN_URL (default http://127.0.0.1:3001), ADMIN_TOKEN (required)`
 
 /** The command line was wrong: exit code 2 and the usage text. */
@@ -44,8 +48,11 @@ async function call (method: string, path: string): Promise<unknown> {
   const token = process.env.ADMIN_TOKEN
   if (!token) throw new UsageError('ADMIN_TOKEN is not set')
   const response = await fetch(new URL(path, base), { method, headers: { authorization: `Bearer ${token}` } })
-  const body = await response.json().catch(() => undefined) as { error?: string, message?: string } | undefined
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${body?.error ?? ''} ${body?.message ?? ''}`.trim())
+  const body = await response.json().catch(() => undefined) as { error?: string, message?: string, problems?: string[] } | undefined
+  if (!response.ok) {
+    const summary = `${method} ${path}: ${response.status} ${body?.error ?? ''} ${body?.message ?? ''}`.trim()
+    throw new Error([summary, ...(body?.problems ?? [])].join('\n'))
+  }
   return body
 }
 
@@ -83,6 +90,12 @@ export async function runAdminCommand (argv: string[], print: (line: string) => 
   } else if (command === 'refresh' && user) {
     const { sessions } = await call('POST', `/admin/users/${user}/refresh`) as { sessions: number }
     print(`${sessions} session(s) of ${values.user} refresh their tokens before their next request`)
+  } else if (command === 'routes') {
+    const { sha256, routes } = await call('GET', '/admin/routes') as { sha256: string, routes: unknown[] }
+    print(`sha256 ${sha256}\n${JSON.stringify({ routes }, null, 2)}`)
+  } else if (command === 'routes reload') {
+    const { result, sha256, previousSha256 } = await call('POST', '/admin/routes/reload') as { result: string, sha256: string, previousSha256: string }
+    print(result === 'applied' ? `applied: sha256 ${previousSha256} -> ${sha256}` : `unchanged: sha256 ${sha256}`)
   } else if (command === 'flush' && values.all) {
     if (!values.yes) throw new UsageError('flush --all ends every session of every user; add --yes to confirm')
     const { revoked } = await call('DELETE', '/admin/sessions?all=true') as { revoked: number }

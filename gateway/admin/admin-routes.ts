@@ -4,18 +4,18 @@
  * Sessions are named by their public handle, never by a cookie value.
  */
 import type { FastifyInstance } from 'fastify'
-import { InvalidRequest, NotFound, Unauthenticated } from '../errors.js'
+import { InvalidRequest, InvalidRoutePolicy, NotFound, Unauthenticated } from '../errors.js'
 import { viewOf } from '../session/session-view.js'
 import { createBearerTokenCheck } from '../edge/bearer-token.js'
 
 /** The operator listener is a server of its own; it works on the public gateway's resources. */
 export interface AdminRoutesOptions {
   adminToken: string
-  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'accounts' | 'oidc' | 'drain'>
+  gateway: Pick<FastifyInstance, 'metrics' | 'sessions' | 'revocation' | 'accounts' | 'oidc' | 'drain' | 'routePolicy'>
 }
 
 export default async function adminRoutes (app: FastifyInstance, options: AdminRoutesOptions) {
-  const { metrics, oidc, sessions, revocation, accounts, drain } = options.gateway
+  const { metrics, oidc, sessions, revocation, accounts, drain, routePolicy } = options.gateway
   const authorised = createBearerTokenCheck(options.adminToken)
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
@@ -82,6 +82,19 @@ export default async function adminRoutes (app: FastifyInstance, options: AdminR
     scope.delete<{ Querystring: { all?: string } }>('/admin/sessions', async (request) => {
       if (request.query.all !== 'true') throw new InvalidRequest('Flushing every session needs ?all=true')
       return { revoked: await revocation.revoke({ all: true, reason: 'operator' }) }
+    })
+
+    // The route policy in force: its routes as the file has them, and the SHA-256 of the file's bytes.
+    scope.get('/admin/routes', async () => {
+      const { sha256, writtenRoutes } = routePolicy.current
+      return { sha256, routes: writtenRoutes }
+    })
+
+    // Re-reads ROUTES_FILE, as SIGHUP does; a file that cannot be used leaves the policy in force.
+    scope.post('/admin/routes/reload', async () => {
+      const { result, before, after, problems } = await routePolicy.reload('admin')
+      if (result === 'refused') throw new InvalidRoutePolicy(problems)
+      return { result, sha256: after, previousSha256: before }
     })
 
     scope.all('/admin/*', async () => { throw new NotFound() })

@@ -3,11 +3,12 @@
  * 5xx callers see only the code; the whole error (with its cause) goes to the log.
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { NotFound, Overloaded, publicCode, StepUpRequired, type ErrorBody } from '../errors.js'
+import { InvalidRoutePolicy, NotFound, Overloaded, publicCode, StepUpRequired, type ErrorBody } from '../errors.js'
 
 function bodyFor (error: FastifyError): { status: number, body: ErrorBody } {
   const code = publicCode(error.code)
   if (error instanceof StepUpRequired) return { status: 401, body: { error: code ?? 'step_up_required', message: error.message, loginUrl: error.loginUrl } }
+  if (error instanceof InvalidRoutePolicy) return { status: 400, body: { error: code ?? 'invalid_route_policy', message: error.message, problems: error.problems } }
   if (code) return { status: error.statusCode ?? 500, body: { error: code, message: error.message } }
   const status = error.statusCode ?? 500
   // Fastify's own client errors (bad JSON, body too large, bad content type, …).

@@ -29,6 +29,7 @@ const AUDIT_EVENTS = [
   'security_event',
   'security_event_refused',
   'upstream_token_failed',
+  'route_policy_reload',
 ] as const
 
 export type AuditEvent = typeof AUDIT_EVENTS[number]
@@ -54,6 +55,8 @@ const GATEWAY_REASONS = [
   'user_agent', 'network',
   // upstream_token_failed (with the IdP's OAuth error codes): the session's grant lacks the audience
   'not_granted',
+  // route_policy_reload: what became of the re-read policy
+  'applied', 'unchanged', 'refused',
   // whatever else an identity provider, or someone posing as one, called an error
   'other',
 ] as const

@@ -14,11 +14,14 @@
  * The route's token policy decides whether a session is needed (`user`) and
  * what credential goes upstream: the user's token (the session's own or one
  * narrowed to the route's API), the gateway's own client token, or none.
+ * The policy is read once, as the request enters the gate, and that object
+ * (and the route matched in it) serves the request to its end, whatever a
+ * reload does meanwhile (route-policy-reload.ts).
  */
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Forbidden, InvalidRequest, PayloadTooLarge, StepUpRequired, Unauthenticated } from '../errors.js'
+import { Forbidden, InvalidRequest, NotFound, PayloadTooLarge, StepUpRequired, Unauthenticated } from '../errors.js'
 import type { ActiveSession } from '../session/active-session.js'
 import { stepUpLoginUrl, stepUpReturnTo, stepUpShortfall } from '../auth/step-up.js'
 import type { ClientTokens } from '../auth/client-tokens.js'
@@ -29,6 +32,7 @@ import { hasMethodParam, METHOD_PARAM_REFUSED } from './method-override.js'
 import { canonicalPathOf } from './normalise-path.js'
 import { isAllowedForRoles, matchRoute, type CompiledRoute, type RouteMatch, type RoutePolicy } from './route-policy.js'
 import { loginTokenNeeds, sendsUserToken } from './token-policy.js'
+import type { RoutePolicyHolder } from './route-policy-reload.js'
 import { upgradeKind } from './websocket.js'
 
 /** Where an admitted request goes, with which token, through which route. */
@@ -41,6 +45,8 @@ export interface Forward {
   dpopKey: DpopKey | undefined
   /** The route's prefix, which names the upstream in metrics. */
   upstream: string
+  /** The route the request was admitted by, from the policy it started under: where and how it is sent. */
+  route: CompiledRoute
   /**
    * The answer is for one signed-in user alone: the upstream got the user's token, or the rule
    * admitted only users with a role. Such answers are kept out of shared caches.
@@ -61,6 +67,8 @@ declare module 'fastify' {
 interface Passage {
   readonly request: FastifyRequest
   readonly reply: FastifyReply
+  /** The policy in force when the request reached the gate; a reload meanwhile does not change it. */
+  readonly policy: RoutePolicy
   session: ActiveSession | undefined
   match: Exclude<RouteMatch, { kind: 'unknown_prefix' }> | undefined
   /** What goes upstream in `Authorization`, once chosen. */
@@ -73,7 +81,7 @@ interface Passage {
 type Check = (passage: Passage) => void | Promise<void>
 
 export interface GateOptions {
-  policy: RoutePolicy
+  policy: Pick<RoutePolicyHolder, 'current'>
   /** The user's tokens: the session's own, and those narrowed to an API. */
   userTokens: UserTokens
   /** The gateway's own client-credentials tokens. */
@@ -96,13 +104,14 @@ type UpgradableMessage = IncomingMessage & { upgrade?: boolean }
 
 /** The gate as a Fastify `preHandler` for a proxied route. */
 export function createGate (options: GateOptions) {
-  const { policy, userTokens, clientTokens } = options
+  const { userTokens, clientTokens } = options
   const now = options.now ?? Date.now
   const tokenCacheHit = options.tokenCacheHit ?? (() => {})
   // Judging roles on a route that sends no user token still wants the newest roles: those of the
   // session's own token, kept bound as the routes that do send it want it.
+  // A reload may not change it (route-policy-reload.ts: what a login asks for needs a restart).
   const ownToken: UserTokenTarget = {
-    audience: undefined, scope: undefined, grant: 'refresh_token', dpop: loginTokenNeeds(policy.routes).sessionTokenDpop,
+    audience: undefined, scope: undefined, grant: 'refresh_token', dpop: loginTokenNeeds(options.policy.current.routes).sessionTokenDpop,
   }
 
   /**
@@ -129,9 +138,9 @@ export function createGate (options: GateOptions) {
   const rule: Check = (passage) => {
     const { request } = passage
     // The edge has checked the path already; this is the same, remembered result.
-    const match = matchRoute(policy, request.method, request.bffPath ?? canonicalPathOf(request.raw.url ?? ''))
-    // The route's own prefix brought the request here; only a policy swapped meanwhile could miss it.
-    if (match.kind === 'unknown_prefix') throw new Forbidden()
+    const match = matchRoute(passage.policy, request.method, request.bffPath ?? canonicalPathOf(request.raw.url ?? ''))
+    // The prefix was registered at start-up, and a reload has dropped it since: as if it had never been.
+    if (match.kind === 'unknown_prefix') throw new NotFound()
     passage.match = match
   }
 
@@ -229,6 +238,7 @@ export function createGate (options: GateOptions) {
       accessToken: passage.accessToken,
       dpopKey: passage.dpopKey,
       upstream: match.route.prefix,
+      route: match.route,
       admittedWithSession: passage.session !== undefined && (sendsUserToken(match.route.token) || !match.rule.open),
       upstreamSeconds: -1,
     }
@@ -244,12 +254,13 @@ export function createGate (options: GateOptions) {
     }
   }
 
-  // The rule comes first (without refusing yet): the route's token type says whether a session is needed.
+  // The rule comes first (without refusing yet): the route's token type says whether a session is needed,
+  // and a prefix a reload dropped is a 404 with or without a session, like one that never was.
   const checks: readonly Check[] = [rule, session, csrf, shape, allowedAtAll, freshToken, roles, stepUp, credential, admit]
 
   return function gate (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
     runChecks(checks, 0, {
-      request, reply, session: undefined, match: undefined, accessToken: undefined, dpopKey: undefined, fetched: false,
+      request, reply, policy: options.policy.current, session: undefined, match: undefined, accessToken: undefined, dpopKey: undefined, fetched: false,
     }, done)
   }
 }

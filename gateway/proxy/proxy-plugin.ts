@@ -6,7 +6,9 @@
  * exactly the path that was matched, with the method it arrived with: nothing
  * that would make the upstream use another (override headers, `_method` in a
  * form or multipart body) goes with it. WebSocket handshakes, on routes that
- * allow them, are proxied by @fastify/http-proxy.
+ * allow them, are proxied by @fastify/http-proxy. The prefixes are those of
+ * the start-up policy; what they allow, and where it goes, is the policy in
+ * force when a request arrives (route-policy-reload.ts).
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
@@ -17,7 +19,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGateway, causeOfType, Forbidden, GatewayTimeout, InvalidRequest, PayloadTooLarge, StepUpRequired } from '../errors.js'
 import { stepUpLoginUrl, stepUpReturnTo } from '../auth/step-up.js'
 import { insufficientUserAuthentication } from './step-up-challenge.js'
-import type { CompiledRoute, RoutePolicy } from './route-policy.js'
+import type { CompiledRoute } from './route-policy.js'
 import { createGate, type Forward } from './gate.js'
 import { browserResponseHeaders, combinedVary, upstreamRequestHeaders, type ForwardContext } from './forward-headers.js'
 import { isBodyTooLarge, pipeChecked } from './body-limit.js'
@@ -28,7 +30,6 @@ import { exchangeWithUpstream, type AnswerSink, type UpstreamRequest } from './u
 import { createDpopNonces, exchangeWithProof } from './dpop-exchange.js'
 
 export interface ProxyPluginOptions {
-  policy: RoutePolicy
   publicUrl: string
   /** Largest request body forwarded, in bytes (also the largest WebSocket message). */
   bodyLimit: number
@@ -48,8 +49,7 @@ type WsClientOptions = NonNullable<FastifyHttpProxyOptions['wsClientOptions']> &
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 export default async function proxyPlugin (app: FastifyInstance, options: ProxyPluginOptions) {
-  const { policy } = options
-  const { sessions, sessionChanges, metrics } = app
+  const { sessions, sessionChanges, metrics, routePolicy } = app
   // Proxied WebSockets, kept to be closed when their session ends.
   const openSockets = createOpenSockets({
     reload: (session) => sessions.reload(session),
@@ -80,16 +80,25 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     }
   }
 
-  // Per route, its counter of requests sent with a kept token; audiences come from the policy, so the labels are bounded.
-  const cacheHits = new Map(policy.routes.map((route) => [route, metrics.upstreamTokenCacheHits.labels({
-    audience: route.token.audience ?? (route.token.type === 'client' ? 'default' : 'session'),
-    type: route.token.type === 'client' ? 'client' : 'user',
-  })]))
+  // Per route object (each policy, a reloaded one too, has its own), its counter of requests sent with a
+  // kept token; audiences come from the policy, so the labels are bounded.
+  const cacheHits = new WeakMap<CompiledRoute, { inc (): void }>()
+  const cacheHitCounter = (route: CompiledRoute) => {
+    let counter = cacheHits.get(route)
+    if (counter === undefined) {
+      counter = metrics.upstreamTokenCacheHits.labels({
+        audience: route.token.audience ?? (route.token.type === 'client' ? 'default' : 'session'),
+        type: route.token.type === 'client' ? 'client' : 'user',
+      })
+      cacheHits.set(route, counter)
+    }
+    return counter
+  }
   const gate = createGate({
-    policy,
+    policy: routePolicy,
     userTokens: app.userTokens,
     clientTokens: app.clientTokens,
-    tokenCacheHit: (route) => cacheHits.get(route)?.inc(),
+    tokenCacheHit: (route) => cacheHitCounter(route).inc(),
     checkCsrf: app.checkCsrf,
     bodyLimit: options.bodyLimit,
     publicOrigin: publicUrl.origin,
@@ -225,7 +234,8 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     },
   }
 
-  for (const route of policy.routes) {
+  // The start-up policy's prefixes; a reload may change what they allow, not which there are.
+  for (const route of routePolicy.current.routes) {
     await app.register(async (scope) => registerUpstream(scope, route))
   }
 
@@ -244,11 +254,12 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     // Fastify's own text/plain parser would buffer such bodies under its global bodyLimit; here every
     // body goes through a pass-through parser (ours, or @fastify/http-proxy's) and so through our streaming limit.
     scope.removeAllContentTypeParsers()
-    const timeoutMs = route.timeoutMs ?? options.defaultTimeoutMs ?? 30_000
-    // Forward to the canonical matched path, with the browser's query string unchanged.
+    // Forward to the canonical matched path, with the browser's query string unchanged, by the
+    // route the gate matched: the one of the policy the request started under, whatever a reload did since.
     const forward = (request: FastifyRequest, reply: FastifyReply) => {
       const target = request.bffForward
       if (!target) throw new Forbidden()
+      const admittedBy = target.route
       const url = request.raw.url ?? ''
       const queryAt = url.indexOf('?')
       // Fastify never parses a GET's or HEAD's body; a body the browser sent with one is not forwarded.
@@ -257,14 +268,14 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
       // Without a body, undici sets the length itself.
       if (body === null) delete headers['content-length']
       const upstreamRequest: UpstreamRequest = {
-        origin: route.upstream,
+        origin: admittedBy.upstream,
         path: queryAt === -1 ? target.path : target.path + url.slice(queryAt),
         method: request.method,
         headers,
         body,
-        timeoutMs,
+        timeoutMs: admittedBy.timeoutMs ?? options.defaultTimeoutMs ?? 30_000,
       }
-      if (body === null || route.allowMethodParam) deliver(request, reply, target, upstreamRequest)
+      if (body === null || admittedBy.allowMethodParam) deliver(request, reply, target, upstreamRequest)
       else sendWithoutMethodParam(request, reply, target, upstreamRequest, body)
       return reply
     }

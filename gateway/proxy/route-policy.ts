@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ConfigError } from '../config.js'
@@ -62,6 +63,10 @@ export interface CompiledRoute {
 
 export interface RoutePolicy {
   routes: readonly CompiledRoute[]
+  /** The `routes` as written (the file's JSON, before defaults), for operators to read back. */
+  writtenRoutes: readonly unknown[]
+  /** SHA-256 (hex) of the policy file's bytes; of its JSON text for a policy that came from no file. */
+  sha256: string
 }
 
 export type RouteMatch =
@@ -96,19 +101,19 @@ export class RoutePolicyError extends Error {
  * @throws RoutePolicyError when the file cannot be read, is not JSON, or is not a valid policy.
  */
 export async function loadRoutePolicyFile (path: string): Promise<RoutePolicy> {
-  let text: string
+  let bytes: Buffer
   try {
-    text = await readFile(path, 'utf8')
+    bytes = await readFile(path)
   } catch (err) {
     throw new RoutePolicyError(path, [`cannot be read: ${(err as Error).message}`], { cause: err })
   }
   let json: unknown
   try {
-    json = JSON.parse(text)
+    json = JSON.parse(bytes.toString('utf8'))
   } catch (err) {
     throw new RoutePolicyError(path, [`is not valid JSON: ${(err as Error).message}`], { cause: err })
   }
-  return parseRoutePolicy(json, path)
+  return compilePolicy(json, path, sha256Hex(bytes))
 }
 
 /**
@@ -148,13 +153,22 @@ export async function loadRoutePolicy (routesFile: string): Promise<RoutePolicy>
  * @throws RoutePolicyError listing every problem found
  */
 export function parseRoutePolicy (json: unknown, source: string): RoutePolicy {
+  return compilePolicy(json, source, sha256Hex(JSON.stringify(json) ?? ''))
+}
+
+function compilePolicy (json: unknown, source: string, sha256: string): RoutePolicy {
   const parsed = PolicySchema.safeParse(json, { reportInput: true })
   if (!parsed.success) throw new RoutePolicyError(source, parsed.error.issues.flatMap(describeIssue))
 
   const routes = parsed.data.routes.map(compileRoute)
   const problems = [...prefixOverlaps(routes), ...routes.flatMap(duplicateRules), ...sharedTokenProblems(routes)]
   if (problems.length > 0) throw new RoutePolicyError(source, problems)
-  return { routes }
+  // The schema accepted it, so it is an object with a `routes` array.
+  return { routes, writtenRoutes: (json as { routes: unknown[] }).routes, sha256 }
+}
+
+function sha256Hex (bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex')
 }
 
 /**

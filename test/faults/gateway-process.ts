@@ -35,6 +35,8 @@ export interface GatewayProcess {
   readonly url: string
   readonly adminUrl: string
   readonly pid: number
+  /** Its ROUTES_FILE, for tests that change the policy and reload it (SIGHUP). */
+  readonly routesFile: string
   /** Resident set size from /proc/<pid>/status, in bytes. */
   rss (): Promise<number>
   /** The last lines the process wrote, for failure messages. */
@@ -110,6 +112,7 @@ export async function startGatewayProcess (options: GatewayProcessOptions): Prom
     url,
     adminUrl,
     pid: child.pid!,
+    routesFile,
     async rss () {
       const status = await readFile(`/proc/${child.pid!}/status`, 'utf8')
       return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -206,6 +207,13 @@ describe('loadRoutePolicyFile', () => {
     const path = await fileWith(JSON.stringify({ routes: [apiRoute()] }))
     const policy = await loadRoutePolicyFile(path)
     expect(policy.routes.map((route) => route.prefix)).toEqual(['/api'])
+  })
+
+  it('keeps the SHA-256 of the file\'s bytes and its routes as written, defaults not filled in', async () => {
+    const text = `{ "routes": [{ "prefix": "/api", "upstream": "http://127.0.0.1:4001",\n  "allow": [${JSON.stringify(rule())}] }] }\n`
+    const policy = await loadRoutePolicyFile(await fileWith(text))
+    expect(policy.sha256).toBe(createHash('sha256').update(text).digest('hex'))
+    expect(policy.writtenRoutes).toEqual(JSON.parse(text).routes)
   })
 
   it('names the file and the parse error for bad JSON', async () => {
