@@ -188,6 +188,30 @@ export async function waitForRedis (connection: RedisConnection, timeoutMs: numb
 }
 
 /**
+ * Whether every master answers now: the one server behind a standalone or Sentinel connection,
+ * every master in a Cluster's slot map. With `rereadSlots` a Cluster's map is asked for again
+ * first, so that a master that has just died still counts (the map keeps naming it until its
+ * replica is promoted) and a promoted replica counts in its place.
+ *
+ * A Cluster's replicas (those its slot map names) are pinged too, though only the masters must
+ * answer: the client then holds a connection to every node it knows, and so reports (`-node`) any
+ * of them that goes away later. ioredis may put a pub/sub subscription on a replica as well as on
+ * a master, and moves it in silence when that node goes.
+ */
+export async function everyMasterAnswers (connection: RedisConnection, options: { rereadSlots: boolean }): Promise<boolean> {
+  const answers = (redis: Redis) => redis.ping().then(() => true, () => false)
+  if (!(connection instanceof Cluster)) return answers(connection)
+  if (options.rereadSlots) {
+    const reread = await new Promise<boolean>(resolve => { connection.refreshSlotsCache(error => resolve(!error)) })
+    if (!reread) return false
+  }
+  const masters = new Set(connection.nodes('master'))
+  const nodes = connection.nodes('all')
+  const answered = await Promise.all(nodes.map(answers))
+  return masters.size > 0 && nodes.every((node, i) => answered[i] === true || !masters.has(node))
+}
+
+/**
  * Logs the connection's state changes once each (not every retry), so an outage is loud
  * but does not flood the log, and ioredis never prints "Unhandled error event".
  */

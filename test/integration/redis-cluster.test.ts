@@ -5,7 +5,8 @@
  * slots on different masters, still list and revoke together. The store is
  * also checked directly: every multi-step operation stays within one slot,
  * flushes reach every master, and the connection recovers by itself from a
- * cluster that formed late or lost a master for a while.
+ * cluster that formed late or lost a master for a while. The session cache is
+ * trusted only while every master answers.
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
@@ -18,6 +19,8 @@ import { keyFor } from '../../gateway/session/keys.js'
 import { createRedisConnection, waitForRedis } from '../../gateway/session/redis-client.js'
 import { createRedisStore } from '../../gateway/session/redis-store.js'
 import type { SessionStore, StoredSession } from '../../gateway/session/store.js'
+import { createSessionCache } from '../../gateway/session/session-cache.js'
+import { subscribeInvalidations } from '../../gateway/session/invalidation.js'
 
 const HOUR = 3_600_000
 
@@ -137,6 +140,32 @@ describe('a cluster connection made before the cluster is formed', () => {
     await until('the store answers', async () => { await store.ping(); return true })
     await store.create(storedSession('late', 'alice'), HOUR)
     expect((await store.listByUser('alice')).map(s => s.handle)).toEqual(['late'])
+  })
+})
+
+describe('the session cache on a cluster', () => {
+  it('is not trusted while a master is down, however long, and is trusted again once it is back', async () => {
+    const cluster = await startRedisCluster()
+    onTestFinished(() => cluster.close())
+    const connection = createRedisConnection({ mode: 'cluster', nodes: cluster.nodes.map(node => ({ host: '127.0.0.1', port: node.port })), tls: false })
+    onTestFinished(() => { connection.disconnect() })
+    const cache = createSessionCache({ maxEntries: 10, ttlMs: HOUR })
+    const subscriber = subscribeInvalidations(connection, cache, () => {})
+    onTestFinished(() => subscriber.close())
+    await until('the cache is trusted', async () => cache.trusted || undefined)
+
+    // Its slots have no other master: while it is down, writes there fail and messages can be lost.
+    await cluster.nodes[1]!.stop()
+    await until('the cache is distrusted', async () => !cache.trusted || undefined, 1000)
+    // Heartbeats come and go: answers from the other masters do not bring trust back.
+    const down = Date.now()
+    while (Date.now() - down < 2500) {
+      expect(cache.trusted).toBe(false)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+
+    await cluster.nodes[1]!.start()
+    await until('the cache is trusted again', async () => cache.trusted || undefined, 5000)
   })
 })
 
