@@ -69,10 +69,8 @@ export async function startDemo (gatewayEnv: (publicUrl: string) => Record<strin
 
 export async function openContext (browser: Browser, options: BrowserContextOptions = {}): Promise<BrowserContext> {
   const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', ...options })
-  // Fail well within the test's own 30 s, not at Playwright's default 30, when the page does not do
-  // what a test waits for. Not shorter: with the whole suite on two cores, a navigation through
-  // the gateway, the IdP and back (a silent sign-in) has taken over 10 s.
-  context.setDefaultTimeout(20_000)
+  // Fail in seconds, not Playwright's default 30, when the page does not do what a test waits for.
+  context.setDefaultTimeout(10_000)
   onTestFinished(() => context.close())
   return context
 }
