@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import cookie from '@fastify/cookie'
 import type { GatewayConfig } from './config.js'
 import type { RoutePolicy } from './proxy/route-policy.js'
-import { checkPolicyAgainstConfig } from './proxy/token-policy.js'
+import { checkPolicyAgainstConfig, loginTokenNeeds } from './proxy/token-policy.js'
 import type { ReloadOutcome, ReloadTrigger } from './proxy/route-policy-reload.js'
 import type { SessionStore } from './session/store.js'
 import { adminServerOptions, publicServerOptions } from './edge/server-options.js'
@@ -75,13 +75,15 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
 
   // Resources, each closed by its own plugin (in reverse order) when the gateway closes.
   await app.register(observability)
-  await app.register(oidcPlugin, { config, policy })
+  // What every login asks the IdP for follows from the policy (fixed for the process: see route-policy-reload.ts).
+  const loginNeeds = loginTokenNeeds(policy.routes)
+  await app.register(oidcPlugin, { config, loginNeeds })
   await app.register(sessionStore, {
     config,
     ...(deps.store ? { store: deps.store } : {}),
     ...(deps.handoffCodeTtlMs !== undefined ? { handoffCodeTtlMs: deps.handoffCodeTtlMs } : {}),
   })
-  await app.register(tokenPlugin, { config, policy, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
+  await app.register(tokenPlugin, { config, loginNeeds, ...(deps.refreshLockLeaseMs ? { refreshLockLeaseMs: deps.refreshLockLeaseMs } : {}) })
   await app.register(routePolicy, { policy, routesFile: config.routesFile, scopes: config.oidc.scopes })
 
   // What every request meets, in order. First: every answer carries the security headers; every

@@ -11,7 +11,7 @@ import { bindingFor, LOGIN_STATE_TTL_SECONDS, savePendingLogin, takePendingLogin
 import { authenticationOf, profileClaims, rolesFrom } from './claims.js'
 import { forcingReauthentication, parseLoginOptions } from './login-options.js'
 import { SILENT_LOGIN_ERRORS, withLoginError } from './silent-login.js'
-import { revokeRefreshToken } from './refresh-token-revocation.js'
+import { revokeRefreshToken } from '../session/refresh-token-revocation.js'
 import { trustedAcr } from './step-up.js'
 import { appRedirect, nativeLoginError, nativeLoginOf } from './native-login.js'
 import type { SignedIn } from '../session/active-session.js'

@@ -11,7 +11,7 @@
 import { IdpUnavailable } from '../errors.js'
 import { generateDpopKey, openDpopKey, type DpopKey } from './dpop-key.js'
 import { OidcRejectedError, type OidcClient } from './oidc-client.js'
-import type { OAuthErrorCode } from './oauth-error-codes.js'
+import type { OAuthErrorCode } from '../oauth-error-codes.js'
 
 export interface ClientTokenTarget {
   /** Undefined: the IdP's default audience. */

@@ -8,7 +8,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { InvalidGrant, InvalidRequest } from '../errors.js'
-import { createDpopProofChecker } from './dpop-proof.js'
+import { createDpopProofChecker } from '../session/dpop-proof.js'
 
 export interface NativeSessionRoutesOptions {
   publicUrl: string

@@ -16,7 +16,7 @@ import * as oidc from 'openid-client'
 import { importJWK } from 'jose'
 import { IdpUnavailable } from '../errors.js'
 import type { ClientPrivateKey } from './client-key.js'
-import { registeredOAuthError, type OAuthErrorCode } from './oauth-error-codes.js'
+import { registeredOAuthError, type OAuthErrorCode } from '../oauth-error-codes.js'
 
 /** How the gateway authenticates itself at the IdP's endpoints. */
 export type ClientAuthentication =

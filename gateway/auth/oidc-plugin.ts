@@ -5,8 +5,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import type { RoutePolicy } from '../proxy/route-policy.js'
-import { loginTokenNeeds } from '../proxy/token-policy.js'
+import type { LoginTokenNeeds } from './login-tokens.js'
 import { createOidcClient, type OidcClient } from './oidc-client.js'
 
 declare module 'fastify' {
@@ -15,10 +14,10 @@ declare module 'fastify' {
   }
 }
 
-async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfig, policy: RoutePolicy }) {
+async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfig, loginNeeds: LoginTokenNeeds }) {
   const { config } = options
   // Every API of the route policy is asked for at login: a refresh may only name one the grant holds.
-  const resources = loginTokenNeeds(options.policy.routes).audiences
+  const resources = options.loginNeeds.audiences
   const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri, resources })
   app.decorate('oidc', oidc)
   app.addHook('onReady', (done) => {

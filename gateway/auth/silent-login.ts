@@ -5,7 +5,7 @@
  * its answer is not a failed login for the page to show as an error page, but
  * a fact to act on: the browser goes back to `returnTo` with `error=<code>`.
  */
-import type { OAuthErrorCode } from './oauth-error-codes.js'
+import type { OAuthErrorCode } from '../oauth-error-codes.js'
 
 /** The IdP's answers to `prompt=none` that mean "not without the user" (Core §3.1.2.6). */
 export const SILENT_LOGIN_ERRORS: ReadonlySet<OAuthErrorCode | 'other'> = new Set<OAuthErrorCode>([

@@ -11,13 +11,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import type { RoutePolicy } from '../proxy/route-policy.js'
-import { loginTokenNeeds } from '../proxy/token-policy.js'
 import { createClientTokens, type ClientTokens } from './client-tokens.js'
-import { createLoginTokens, type LoginTokens } from './login-tokens.js'
+import { createLoginTokens, type LoginTokenNeeds, type LoginTokens } from './login-tokens.js'
 import { createTokenRefresher, type TokenRefresher } from './token-refresher.js'
 import { createUserTokens, type UserTokens } from './user-tokens.js'
-import { revokeRefreshToken } from './refresh-token-revocation.js'
+import { revokeRefreshToken } from '../session/refresh-token-revocation.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,7 +28,8 @@ declare module 'fastify' {
 
 export interface TokenPluginOptions {
   config: GatewayConfig
-  policy: RoutePolicy
+  /** What the route policy needs of every login (audiences, DPoP), worked out by the app from the policy. */
+  loginNeeds: LoginTokenNeeds
   /** Lease of the cross-instance refresh lock; tests shorten it to prove renewal. */
   refreshLockLeaseMs?: number
 }
@@ -95,7 +94,7 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
     },
   }))
 
-  app.decorate('loginTokens', createLoginTokens(loginTokenNeeds(options.policy.routes)))
+  app.decorate('loginTokens', createLoginTokens(options.loginNeeds))
 }
 
 export default fp(tokenPlugin, { name: 'bff-tokens', dependencies: ['bff-session-store', 'bff-oidc', 'bff-observability'] })

@@ -19,7 +19,7 @@ import type { Revocation } from '../session/revocation.js'
 import type { ActiveSession, SessionAccess, SessionSecrets } from '../session/sessions.js'
 import type { DpopKey } from './dpop-key.js'
 import { OidcRejectedError, type OidcClient, type TokenResult } from './oidc-client.js'
-import type { OAuthErrorCode } from './oauth-error-codes.js'
+import type { OAuthErrorCode } from '../oauth-error-codes.js'
 import type { TokenRefresher } from './token-refresher.js'
 
 /** Which of the user's tokens a route sends (a route's token policy, `user` or `user-optional`). */

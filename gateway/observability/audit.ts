@@ -12,7 +12,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { GatewayMetrics } from './metrics.js'
-import { OAUTH_ERROR_CODES, type OAuthErrorCode } from '../auth/oauth-error-codes.js'
+import { OAUTH_ERROR_CODES, type OAuthErrorCode } from '../oauth-error-codes.js'
 
 const AUDIT_EVENTS = [
   'login',

@@ -7,7 +7,7 @@
  * (the session plugin sees to that), and a browser's session is refused from
  * the header, where it would escape the cookie's CSRF defences.
  */
-import type { DpopProofChecker, ProvedRequest } from '../auth/dpop-proof.js'
+import type { DpopProofChecker, ProvedRequest } from './dpop-proof.js'
 import { isDeviceBound, type ActiveSession } from './active-session.js'
 import type { SessionAccess } from './sessions.js'
 

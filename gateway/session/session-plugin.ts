@@ -11,7 +11,7 @@ import type { ActiveSession } from './sessions.js'
 import { isDeviceBound } from './active-session.js'
 import { bindingMismatch, type BindingMismatch, type BindingRules } from './session-binding.js'
 import { createNativeSessionReader, sessionCredentialOf } from './native-credential.js'
-import { createDpopProofChecker } from '../auth/dpop-proof.js'
+import { createDpopProofChecker } from './dpop-proof.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -11,7 +11,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { revokeRefreshToken } from '../auth/refresh-token-revocation.js'
+import { revokeRefreshToken } from './refresh-token-revocation.js'
 import { createSessionStore } from './create-store.js'
 import { watchRedisConnection, type RedisConnection } from './redis-client.js'
 import { checkRedisAtStart } from './redis-start-check.js'

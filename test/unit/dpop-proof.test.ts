@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
-import { createDpopProofChecker, DPOP_PROOF_WINDOW_SECONDS, htuOf, verifyDpopProof } from '../../gateway/auth/dpop-proof.js'
+import { createDpopProofChecker, DPOP_PROOF_WINDOW_SECONDS, htuOf, verifyDpopProof } from '../../gateway/session/dpop-proof.js'
 import { createMemoryStore } from '../../gateway/session/memory-store.js'
 
 const PUBLIC_URL = 'https://app.example.com'

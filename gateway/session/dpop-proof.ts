@@ -11,8 +11,8 @@
  */
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose'
 import { InvalidDpopProof } from '../errors.js'
-import { keyFor } from '../session/keys.js'
-import type { ReplayClaims } from '../session/store.js'
+import { keyFor } from './keys.js'
+import type { ReplayClaims } from './store.js'
 
 /** How far a proof's `iat` may be from the gateway's clock, either way (the contract's ±60 s). */
 export const DPOP_PROOF_WINDOW_SECONDS = 60
