@@ -15,7 +15,9 @@ declare module 'fastify' {
 
 async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfig }) {
   const { config } = options
-  const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri })
+  const client = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri })
+  // Tracing (when on): a client span per call to the identity provider made for a request.
+  const oidc = app.tracing?.traceIdentityProvider(client, config.oidc.issuer) ?? client
   app.decorate('oidc', oidc)
   app.addHook('onReady', (done) => {
     // Discovery is retried on demand; a down IdP must not stop the gateway from starting.

@@ -24,7 +24,7 @@ export interface TokenPluginOptions {
 async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
   const { config } = options
   const { sessions, sessionChanges, leases, revocation, oidc, metrics, audit } = app
-  app.decorate('tokens', createTokenRefresher({
+  const tokens = createTokenRefresher({
     sessions,
     leases,
     revocation,
@@ -44,7 +44,9 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
       lockWait: () => metrics.refreshLockWaits.inc(),
       grantRejected: (session, oauthError) => audit('refresh_failed', { reason: oauthError, sub: session.meta.sub, session: session.handle }),
     },
-  }))
+  })
+  // Tracing (when on): a `token.refresh` span around each wait for fresh tokens.
+  app.decorate('tokens', app.tracing?.traceTokenRefresh(tokens) ?? tokens)
 }
 
 export default fp(tokenPlugin, { name: 'bff-tokens', dependencies: ['bff-session-store', 'bff-oidc', 'bff-observability'] })
