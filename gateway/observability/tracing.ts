@@ -66,7 +66,7 @@ class DeferredSpan {
 
   constructor (private readonly tracer: Tracer, private readonly name: string, private readonly parent: Context, private readonly startTime: number) {}
 
-  /** The context for a child: with this span, started now (as of its call), unless its call has settled. */
+  /** The context for a child: with this span (started now, dated from when its call began), unless that call has settled. */
   open (): Context {
     if (this.#closed) return this.parent
     if (!this.#context) {

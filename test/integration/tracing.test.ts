@@ -156,7 +156,9 @@ describe('log lines and audit events', () => {
     expect(logLines.find(line => line.msg === 'request completed' && line.trace_id === login!.trace_id)?.reqId).toBe(login!.reqId)
 
     // An operator's call is not traced, but its audit event names it (the admin listener's own ids).
-    const operator = logLines.find(line => line.audit === 'refresh_requested')
+    const asked = await fetch(`${stack.gateway.adminUrl}/admin/users/nobody-signed-in/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
+    expect(asked.status).toBe(200)
+    const operator = logLines.find(line => line.audit === 'refresh_requested' && line.sub === 'nobody-signed-in')
     expect(operator?.reqId).toMatch(/^admin-/)
     expect(operator?.trace_id).toBeUndefined()
   })
