@@ -18,6 +18,7 @@ import { refuseAmbiguousHost } from './edge/protocol-errors.js'
 import type { LogStream } from './observability/logging.js'
 import gracefulClose from './edge/graceful-close.js'
 import loadShedding from './edge/load-shedding.js'
+import requestScope from './observability/request-scope.js'
 import observability from './observability/observability-plugin.js'
 import oidcPlugin from './auth/oidc-plugin.js'
 import sessionStore from './session/session-store-plugin.js'
@@ -71,10 +72,14 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   const app = Fastify(publicServerOptions(config, deps.logStream))
   // Before any plugin: child scopes take the error handler their parent has when they are registered.
   installErrorHandlers(app)
+  // First: every hook after it runs knowing its request, so every log line names it.
+  await app.register(requestScope)
   await app.register(gracefulClose)
 
   // Resources, each closed by its own plugin (in reverse order) when the gateway closes.
   await app.register(observability)
+  // Only with an OTEL exporter variable set (config.ts); otherwise not even loaded, and no request pays for it.
+  if (config.tracing) await app.register(import('./observability/tracing-plugin.js'), { config: config.tracing })
   // What every login asks the IdP for follows from the policy (fixed for the process: see route-policy-reload.ts).
   const loginNeeds = loginTokenNeeds(policy.routes)
   await app.register(oidcPlugin, { config, loginNeeds })
@@ -132,6 +137,7 @@ export async function buildApp (config: GatewayConfig, policy: RoutePolicy, deps
   // The operator listener: a server of its own, on the gateway's resources.
   const admin = Fastify(adminServerOptions(config, deps.logStream))
   installErrorHandlers(admin)
+  await admin.register(requestScope)
   admin.addHook('onRequest', refuseAmbiguousHost)
   await admin.register(gracefulClose)
   await admin.register(adminRoutes, { adminToken: config.adminToken, gateway: app })

@@ -74,6 +74,34 @@ const nativeRedirectUris = z.string().optional().transform((value, ctx) => {
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform(v => v === 'true' || v === '1')
 
+// The samplers of the OpenTelemetry specification that need nothing beyond the SDK.
+const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const
+
+const otlpProtocol = z.enum(['http/json', 'http/protobuf', 'grpc']).refine(value => value !== 'grpc',
+  'grpc is not supported: the gateway exports over OTLP/HTTP; point the endpoint at the collector\'s HTTP port (4318) and use http/json')
+
+/** `key=value,key=value`, keys and values percent-encoded where they hold `,` or `=` (the specification's format). */
+const resourceAttributes = z.string().transform((value, ctx) => {
+  const attributes: Record<string, string> = {}
+  for (const item of value.split(',').map(s => s.trim()).filter(Boolean)) {
+    const parts = item.split('=')
+    let key: string | undefined
+    let text: string | undefined
+    try {
+      key = parts.length === 2 ? decodeURIComponent(parts[0]!.trim()) : undefined
+      text = parts.length === 2 ? decodeURIComponent(parts[1]!.trim()) : undefined
+    } catch {
+      key = undefined
+    }
+    if (!key || text === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not key=value (percent-encode "," and "=" inside keys and values)` })
+      continue
+    }
+    attributes[key] = text
+  }
+  return attributes
+})
+
 const variablesSchema = z.object({
   PUBLIC_URL: z.string().transform((value, ctx) => {
     let url: URL
@@ -218,6 +246,19 @@ const variablesSchema = z.object({
   SHUTDOWN_DELAY: z.coerce.number().int().min(0).default(5),
   SHUTDOWN_TIMEOUT: seconds.default(25),
   MAX_EVENT_LOOP_DELAY: z.coerce.number().int().min(0).default(500),
+  // OpenTelemetry's standard variables, as far as the gateway acts on them (docs/operations.md#tracing);
+  // the exporter reads its own others (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, certificates).
+  OTEL_SDK_DISABLED: z.string().optional().transform(value => value?.trim().toLowerCase() === 'true'),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none'], { error: 'only otlp (OTLP over HTTP) or none is supported' }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
+  OTEL_SERVICE_NAME: optionalText,
+  OTEL_RESOURCE_ATTRIBUTES: resourceAttributes.optional(),
+  OTEL_TRACES_SAMPLER: z.enum(TRACE_SAMPLERS, { error: `must be one of ${TRACE_SAMPLERS.join(', ')}` }).optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1, 'must be a ratio between 0 and 1').optional(),
+  OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().positive().default(5000),
 })
 
 /** Names of every variable the gateway reads; tests compare docker-compose and the README against it. */
@@ -347,6 +388,32 @@ function clientAuthentication (e: Variables, ctx: z.RefinementCtx) {
   return { method: e.OIDC_CLIENT_AUTH, secret: e.OIDC_CLIENT_SECRET }
 }
 
+/**
+ * Tracing's settings; undefined (no tracing at all) unless an exporter variable asks for it: an OTLP
+ * endpoint, or `OTEL_TRACES_EXPORTER=otlp` for the specification's default (http://localhost:4318).
+ */
+function tracingConfig (e: Variables) {
+  if (e.OTEL_SDK_DISABLED || e.OTEL_TRACES_EXPORTER === 'none') return undefined
+  const base = e.OTEL_EXPORTER_OTLP_ENDPOINT ?? (e.OTEL_TRACES_EXPORTER === 'otlp' ? 'http://localhost:4318' : undefined)
+  // As the specification says: the traces endpoint is used as it is, the general one gets the signal's path.
+  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base === undefined ? undefined : `${base.endsWith('/') ? base : `${base}/`}v1/traces`)
+  if (endpoint === undefined) return undefined
+  const sampler = e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on'
+  return {
+    /** Where spans are sent, over OTLP/HTTP. */
+    endpoint,
+    /** What the operator asked for; spans go as OTLP/HTTP JSON, which every OTLP/HTTP receiver accepts. */
+    protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/json',
+    serviceName: e.OTEL_SERVICE_NAME ?? e.OTEL_RESOURCE_ATTRIBUTES?.['service.name'] ?? 'bff-gateway',
+    resourceAttributes: e.OTEL_RESOURCE_ATTRIBUTES ?? {},
+    sampler,
+    /** The share of new traces recorded by a `traceidratio` sampler. */
+    samplerRatio: e.OTEL_TRACES_SAMPLER_ARG ?? 1,
+    /** Milliseconds between two batches of spans sent. */
+    batchDelayMs: e.OTEL_BSP_SCHEDULE_DELAY,
+  }
+}
+
 /** The variables, checked against each other and shaped for the code that uses them. */
 const configSchema = variablesSchema.transform((e, ctx) => {
   const publicUrl = e.PUBLIC_URL
@@ -435,12 +502,15 @@ const configSchema = variablesSchema.transform((e, ctx) => {
     /** A directory of static files (the SPA) served at `/`, same origin as the BFF endpoints. */
     staticDir: e.STATIC_DIR,
     ssf: ssfConfig(e, publicOrigin, ctx),
+    /** OpenTelemetry traces over OTLP/HTTP; undefined when no exporter variable is set (nothing of tracing is wired). */
+    tracing: tracingConfig(e),
   }
 })
 
 export type GatewayConfig = z.output<typeof configSchema>
 export type RedisConfig = NonNullable<GatewayConfig['redis']>
 export type SessionBindingMode = GatewayConfig['sessionBinding']
+export type TracingConfig = NonNullable<GatewayConfig['tracing']>
 
 /**
  * Validates the environment.

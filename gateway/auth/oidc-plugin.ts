@@ -18,7 +18,9 @@ async function oidcPlugin (app: FastifyInstance, options: { config: GatewayConfi
   const { config } = options
   // Every API of the route policy is asked for at login: a refresh may only name one the grant holds.
   const resources = options.loginNeeds.audiences
-  const oidc = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri, resources })
+  const client = createOidcClient({ ...config.oidc, redirectUri: config.redirectUri, resources })
+  // Tracing (when on): a client span per call to the identity provider made for a request.
+  const oidc = app.tracing?.traceIdentityProvider(client, config.oidc.issuer) ?? client
   app.decorate('oidc', oidc)
   app.addHook('onReady', (done) => {
     // Discovery is retried on demand; a down IdP must not stop the gateway from starting.

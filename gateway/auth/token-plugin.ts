@@ -37,7 +37,7 @@ export interface TokenPluginOptions {
 async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
   const { config } = options
   const { sessions, sessionChanges, leases, revocation, oidc, metrics, audit } = app
-  const refresher = createTokenRefresher({
+  const untraced = createTokenRefresher({
     sessions,
     leases,
     revocation,
@@ -61,6 +61,8 @@ async function tokenPlugin (app: FastifyInstance, options: TokenPluginOptions) {
       }),
     },
   })
+  // Tracing (when on): a `token.refresh` span around each wait for fresh tokens.
+  const refresher = app.tracing?.traceTokenRefresh(untraced) ?? untraced
   app.decorate('tokens', refresher)
 
   app.decorate('userTokens', createUserTokens({

@@ -51,5 +51,7 @@ export function publicServerOptions (config: GatewayConfig, logStream?: LogStrea
 }
 
 export function adminServerOptions (config: GatewayConfig, logStream?: LogStream): FastifyHttpOptions<Server> {
-  return common(config, 'bff-admin', logStream)
+  // Operator calls log audit events through the public listener's logger: their ids must not pass for a browser request's.
+  let requests = 0
+  return { ...common(config, 'bff-admin', logStream), genReqId: () => `admin-${(requests = (requests + 1) & 0x7fffffff).toString(36)}` }
 }

@@ -1,19 +1,41 @@
 /**
  * Logger options: what must never reach a log line, per-request loggers that
- * cost nothing until a request writes a line, and one access line per request.
+ * cost nothing until a request writes a line, the request's id (and trace) on
+ * every line written during it, and one access line per request.
  */
 import { LogController, type FastifyBaseLogger, type FastifyLoggerOptions, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { currentRequestFields, type RequestLogFields } from './request-scope.js'
 
 const SECRET_FIELDS = ['accessToken', 'refreshToken', 'idToken', 'csrfToken', 'apiTokens', 'dpopKey', 'client_assertion', 'subject_token', 'access_token', 'refresh_token', 'id_token', 'logout_token', 'code_verifier', 'client_secret', 'password']
 
 /** Where log lines go: stdout unless a test reads them. */
 export type LogStream = NonNullable<FastifyLoggerOptions['stream']>
 
+/** Marks the loggers made for one request, which carry its fields as bindings already. */
+const REQUEST_LOGGER = Symbol('bff.requestLogger')
+const NO_FIELDS: object = Object.freeze({})
+
+/**
+ * A line written during a request through a logger that does not know it (the app's, as audit
+ * events and shared resources use) gets the request's id, and trace, from the request scope.
+ */
+function requestFieldsMixin (_mergeObject: object, _level: number, logger: object): object {
+  if (Reflect.get(logger, REQUEST_LOGGER) === true) return NO_FIELDS
+  return currentRequestFields() ?? NO_FIELDS
+}
+
+/** pino's default merge writes into the mixin's object, here the request's own fields: merge into a copy. */
+function mergeRequestFields (mergeObject: object, mixinObject: object): object {
+  return mixinObject === NO_FIELDS ? mergeObject : { ...mixinObject, ...mergeObject }
+}
+
 export function loggerOptions (level: string, name: string, stream?: LogStream): FastifyServerOptions['logger'] {
   return {
     level,
     name,
     ...(stream ? { stream } : {}),
+    mixin: requestFieldsMixin,
+    mixinMergeStrategy: mergeRequestFields,
     redact: {
       paths: [
         'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'req.headers.dpop', 'res.headers["set-cookie"]',
@@ -58,8 +80,10 @@ function thresholdOf (level: string): number {
 class LazyChildLogger implements FastifyBaseLogger {
   #child: FastifyBaseLogger | undefined
   #threshold: number
+  #bindings: Bindings
 
-  constructor (private readonly parent: FastifyBaseLogger, private readonly bindings: Bindings, private readonly options: ChildOptions) {
+  constructor (private readonly parent: FastifyBaseLogger, bindings: Bindings, private readonly options: ChildOptions) {
+    this.#bindings = bindings
     this.#threshold = thresholdOf(options.level ?? parent.level)
   }
 
@@ -84,8 +108,19 @@ class LazyChildLogger implements FastifyBaseLogger {
     return this.#real().child(bindings, options)
   }
 
+  /** More fields for every line of this request; free until a line is written. */
+  addBindings (bindings: Bindings): void {
+    if (this.#child) this.#child = this.#child.child(bindings)
+    else this.#bindings = { ...this.#bindings, ...bindings }
+  }
+
   #real (): FastifyBaseLogger {
-    this.#child ??= this.parent.child(this.bindings, this.options)
+    if (!this.#child) {
+      const child = this.parent.child(this.#bindings, this.options)
+      // Its children inherit the mark (pino makes them with Object.create).
+      Reflect.set(child, REQUEST_LOGGER, true)
+      this.#child = child
+    }
     return this.#child
   }
 
@@ -97,6 +132,17 @@ class LazyChildLogger implements FastifyBaseLogger {
 }
 
 export const lazyChildLoggerFactory: ChildLoggerFactory = (logger, bindings, options) => new LazyChildLogger(logger, bindings, options)
+
+/**
+ * Adds fields (its trace) to every line written during the request the caller runs for: through
+ * the request's own logger (as bindings, still free until a line is written) and through any other
+ * (its request scope).
+ */
+export function addRequestLogFields (request: FastifyRequest, fields: Omit<RequestLogFields, 'reqId'>): void {
+  if (request.log instanceof LazyChildLogger) request.log.addBindings(fields)
+  const scope = currentRequestFields()
+  if (scope) Object.assign(scope, fields)
+}
 
 /**
  * One line per request, when its answer is done: method, path and client (the `req`

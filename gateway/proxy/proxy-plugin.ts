@@ -61,11 +61,13 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
   app.addHook('preClose', async () => { openSockets.close() })
   const publicUrl = new URL(options.publicUrl)
   const publicProto = publicUrl.protocol.slice(0, -1)
-  const dispatcher = new Agent({
+  const agent = new Agent({
     connect: { timeout: options.connectTimeoutMs ?? 5000, rejectUnauthorized: true },
     keepAliveTimeout: 10_000,
     connections: 256,
   })
+  // Tracing (when on): a client span per upstream request, whose `traceparent` the upstream gets.
+  const dispatcher = app.tracing?.traceUpstream(agent) ?? agent
   app.addHook('onClose', async () => { await dispatcher.close() })
   app.decorateRequest('bffForward', null)
 

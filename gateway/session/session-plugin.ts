@@ -100,7 +100,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     })
   }
 
-  app.decorateRequest('loadSession', function (this: FastifyRequest) {
+  function loadSession (this: FastifyRequest): ActiveSession | undefined | Promise<ActiveSession | undefined> {
     if (this.bffSessionKnown) return this.bffSessionValue ?? undefined
     if (this.bffSessionPending) return this.bffSessionPending
     // One header lookup decides the carrier: a native app's credential (with its proof) or the
@@ -118,7 +118,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       settled.catch(() => { this.bffSessionPending = null })
     }
     return settled
-  })
+  }
+  // Tracing (when on): a `session.load` span, only for a load that reads or writes the store.
+  app.decorateRequest('loadSession', app.tracing?.traceSessionLoad(loadSession) ?? loadSession)
 
   app.decorateRequest('useSession', function (this: FastifyRequest, session: ActiveSession | undefined) {
     remember(this, session)

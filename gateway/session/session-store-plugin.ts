@@ -89,7 +89,8 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
           }
         : {}),
     })
-  const { store } = created
+  // Tracing (when on): a span per store operation made for a request.
+  const store = app.tracing?.traceStore(created.store) ?? created.store
   const redis = created.redis ?? null
 
   metrics.trackSessions(() => store.countSessions())

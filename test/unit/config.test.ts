@@ -214,6 +214,72 @@ describe('Redis settings (TLS, ACL users, Sentinel password)', () => {
   })
 })
 
+describe('tracing (OpenTelemetry\'s standard variables)', () => {
+  it('is off without an exporter variable, whatever else of OTEL_* is set', () => {
+    expect(loadConfig(valid).tracing).toBeUndefined()
+    expect(loadConfig({ ...valid, OTEL_SERVICE_NAME: 'bff', OTEL_TRACES_SAMPLER: 'always_on' }).tracing).toBeUndefined()
+  })
+
+  it('sends to OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces, or to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is', () => {
+    expect(loadConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toEqual({
+      endpoint: 'http://collector:4318/v1/traces',
+      protocol: 'http/json',
+      serviceName: 'bff-gateway',
+      resourceAttributes: {},
+      sampler: 'parentbased_always_on',
+      samplerRatio: 1,
+      batchDelayMs: 5000,
+    })
+    expect(loadConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com/base/' }).tracing?.endpoint).toBe('https://otel.example.com/base/v1/traces')
+    expect(loadConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom' }).tracing?.endpoint)
+      .toBe('http://b:4318/custom')
+    // The specification's default endpoint, when only the exporter is named.
+    expect(loadConfig({ ...valid, OTEL_TRACES_EXPORTER: 'otlp' }).tracing?.endpoint).toBe('http://localhost:4318/v1/traces')
+  })
+
+  it('stays off with OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true, even with an endpoint', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }
+    expect(loadConfig({ ...valid, ...endpoint, OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined()
+    expect(loadConfig({ ...valid, ...endpoint, OTEL_SDK_DISABLED: 'TRUE' }).tracing).toBeUndefined()
+    expect(loadConfig({ ...valid, ...endpoint, OTEL_SDK_DISABLED: 'false' }).tracing).toBeDefined()
+  })
+
+  it('reads the service, its resource attributes and the sampler', () => {
+    const tracing = loadConfig({
+      ...valid,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod, service.name=from-attributes,team=a%2Cb%3Dc',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    }).tracing
+    expect(tracing).toMatchObject({
+      serviceName: 'from-attributes',
+      resourceAttributes: { 'deployment.environment.name': 'prod', 'service.name': 'from-attributes', team: 'a,b=c' },
+      sampler: 'parentbased_traceidratio',
+      samplerRatio: 0.25,
+      protocol: 'http/protobuf',
+    })
+    // OTEL_SERVICE_NAME wins over the attribute, as the specification says.
+    expect(loadConfig({ ...valid, OTEL_TRACES_EXPORTER: 'otlp', OTEL_SERVICE_NAME: 'bff-eu', OTEL_RESOURCE_ATTRIBUTES: 'service.name=x' }).tracing?.serviceName).toBe('bff-eu')
+  })
+
+  it.each([
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'collector:4318', 'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL'],
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'grpc://collector:4317', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http(s) URL'],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', 'OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported'],
+    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'thrift', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'],
+    ['OTEL_TRACES_EXPORTER', 'zipkin', 'OTEL_TRACES_EXPORTER: only otlp (OTLP over HTTP) or none is supported'],
+    ['OTEL_TRACES_SAMPLER', 'jaeger_remote', 'OTEL_TRACES_SAMPLER: must be one of always_on'],
+    ['OTEL_TRACES_SAMPLER_ARG', '2', 'OTEL_TRACES_SAMPLER_ARG: must be a ratio between 0 and 1'],
+    ['OTEL_RESOURCE_ATTRIBUTES', 'team=a,broken', 'OTEL_RESOURCE_ATTRIBUTES: "broken" is not key=value'],
+    ['OTEL_BSP_SCHEDULE_DELAY', '0', 'OTEL_BSP_SCHEDULE_DELAY'],
+  ])('refuses %s=%s with a clear line', async (name, value, expected) => {
+    const problems = await problemsOf({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', [name]: value })
+    expect(problems.some(p => p.startsWith(expected)), problems.join('\n')).toBe(true)
+  })
+})
+
 describe('gateway process start-up with a bad configuration', () => {
   it('exits non-zero before listening, one plain line per problem naming the variable, no secret echoed', () => {
     const env = { PATH: process.env.PATH, ...valid, OIDC_CLIENT_ID: '', ADMIN_TOKEN: 'tiny-secret-value' }

@@ -3,9 +3,12 @@
  * same as Fastify's own (request id bound, secrets redacted, route levels kept).
  */
 import { Writable } from 'node:stream'
+import { request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { AccessLogController, lazyChildLoggerFactory, loggerOptions } from '../../gateway/observability/logging.js'
+import requestScope from '../../gateway/observability/request-scope.js'
 
 let app: FastifyInstance | undefined
 afterEach(async () => { await app?.close() })
@@ -21,6 +24,8 @@ async function appLogging (level: string) {
   })
   const options = loggerOptions(level, 'test') as Record<string, unknown>
   app = Fastify({ logger: { ...options, stream, onChild: () => { children += 1 } }, childLoggerFactory: lazyChildLoggerFactory, logController: new AccessLogController() })
+  await app.register(requestScope)
+  const shared = app.log
   app.get('/quiet', async (request) => {
     request.log.info('routine detail')
     return { ok: true }
@@ -32,6 +37,16 @@ async function appLogging (level: string) {
   })
   app.get('/probe', { logLevel: 'error' }, async (request) => {
     request.log.warn('below this route\'s level')
+    return { ok: true }
+  })
+  // Code that does not hold the request (an audit event, a shared resource) logs through the app's logger.
+  app.get('/shared', async () => {
+    await new Promise(resolve => setTimeout(resolve, 1))
+    shared.warn({ audit: 'example' }, 'written for a request it does not know')
+    return { ok: true }
+  })
+  app.post('/shared', async () => {
+    shared.warn({ audit: 'example' }, 'after a body read in the socket\'s callbacks')
     return { ok: true }
   })
   await app.ready()
@@ -70,5 +85,39 @@ describe('per-request loggers', () => {
     lines.length = 0
     await app.inject({ url: '/probe' })
     expect(lines).toEqual([])
+  })
+})
+
+describe('lines written during a request through the app\'s logger', () => {
+  it('carry that request\'s id (and a line outside any request carries none), without making a per-request logger', async () => {
+    const { app, lines, children } = await appLogging('warn')
+    await Promise.all([app.inject({ url: '/shared' }), app.inject({ url: '/shared' }), app.inject({ url: '/loud' })])
+    const shared = lines.filter(line => line.audit === 'example')
+    expect(shared).toHaveLength(2)
+    expect(new Set(shared.map(line => line.reqId)).size).toBe(2)
+    for (const line of shared) expect(line.reqId).toMatch(/^req-/)
+    // Only /loud made one; and its own lines name its id once, not twice.
+    expect(children()).toBe(1)
+    expect(lines.filter(line => line.msg === 'something odd').map(line => Object.keys(line).filter(key => key === 'reqId'))).toEqual([['reqId']])
+    lines.length = 0
+    app.log.warn('at start-up')
+    expect(lines[0]?.reqId).toBeUndefined()
+  })
+
+  it('still carry it when the body arrives after the request began, in a later read of the socket', async () => {
+    const { app, lines } = await appLogging('warn')
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = app.server.address() as AddressInfo
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const sent = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/shared', headers: { 'content-type': 'application/json' } }, (response) => {
+        response.resume()
+        response.on('end', () => resolve(response.statusCode))
+      })
+      sent.on('error', reject)
+      sent.write('{"some":')
+      setTimeout(() => sent.end('"body"}'), 30)
+    })
+    expect(status).toBe(200)
+    expect(lines.find(line => line.audit === 'example')?.reqId).toMatch(/^req-/)
   })
 })
