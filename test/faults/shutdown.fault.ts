@@ -93,8 +93,14 @@ describe('SIGTERM', () => {
         return polls.at(-1)!.error === 'ECONNREFUSED'
       }, DELAY_MS + 3000, 20)
       const refused = polls.at(-1)!
-      const served = polls.slice(0, -1)
       expect(refused.error).toBe('ECONNREFUSED')
+      // A connection the kernel queued in the very instant the listener closed is reset: no server can
+      // answer it (Linux resets a closed listener's accept queue). Only the poll right before the first
+      // refusal may meet that instant; a load balancer, which stops sending during the delay, never does
+      // (the rolling restart in gateway-restart.fault.ts counts no reset at all).
+      const atTheClose = polls.at(-2)?.error === 'ECONNRESET' ? polls.at(-2) : undefined
+      const served = polls.slice(0, atTheClose ? -2 : -1)
+      if (atTheClose) expect(refused.at - atTheClose.at).toBeLessThan(200)
       expect(served.length).toBeGreaterThan(5)
       for (const poll of served) expect(poll).toMatchObject({ status: 200, connection: 'close' })
       expect(refused.at - signalledAt).toBeGreaterThanOrEqual(DELAY_MS - 20)
