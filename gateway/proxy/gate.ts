@@ -43,8 +43,6 @@ export interface Forward {
   accessToken: string | undefined
   /** The key to prove possession of `accessToken` with (RFC 9449), when it is DPoP-bound. */
   dpopKey: DpopKey | undefined
-  /** The route's prefix, which names the upstream in metrics. */
-  upstream: string
   /** The route the request was admitted by, from the policy it started under: where and how it is sent. */
   route: CompiledRoute
   /**
@@ -237,7 +235,6 @@ export function createGate (options: GateOptions) {
       path: match.upstreamPath,
       accessToken: passage.accessToken,
       dpopKey: passage.dpopKey,
-      upstream: match.route.prefix,
       route: match.route,
       admittedWithSession: passage.session !== undefined && (sendsUserToken(match.route.token) || !match.rule.open),
       upstreamSeconds: -1,

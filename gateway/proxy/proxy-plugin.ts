@@ -249,7 +249,7 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     scope.addHook('onResponse', (request, reply, done) => {
       const forwarded = request.bffForward
       if (forwarded && forwarded.upstreamSeconds >= 0) {
-        metrics.upstreamDuration.observe({ upstream: forwarded.upstream, status: String(reply.statusCode) }, forwarded.upstreamSeconds)
+        metrics.upstreamDuration.observe({ upstream: forwarded.route.prefix, status: String(reply.statusCode) }, forwarded.upstreamSeconds)
       }
       done()
     })
