@@ -7,16 +7,19 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
 import { startIdentityProvider, type IdentityProvider } from '../upstream-mock/idp.js'
 import { freePort } from '../test/helpers/free-port.js'
 import { examplePolicy, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET } from '../test/helpers/gateway.js'
 import { HttpBrowser } from '../test/helpers/http-browser.js'
 import { loginThroughIdp } from '../test/helpers/login-flow.js'
+import type { CookieMix } from './cookie-mix.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY } from './protocol.js'
+import { redisCommandCounter } from './redis-commands.js'
+import { parseSessionCacheMetrics, type SessionCacheCounters } from './session-cache-stats.js'
 
-export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e'
+/** (f), (g) and (h), the many-users and cold contenders, are in many-users.ts. */
+export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h'
 
 export interface Contender {
   key: ContenderKey
@@ -28,6 +31,10 @@ export interface Contender {
   gcSeconds?: () => Promise<number>
   /** Commands the Redis it uses has processed so far (shared with (c), idle meanwhile), where it reports them. */
   redisCommands?: () => Promise<number>
+  /** Many users: each request carries one of these sessions' cookies instead of the `cookie` of `headers`. */
+  cookies?: CookieMix
+  /** Its gateway's session-cache counters so far, where it has a session cache. */
+  sessionCache?: () => Promise<SessionCacheCounters>
   close (): Promise<void>
 }
 
@@ -36,6 +43,10 @@ export interface GatewayContender extends Contender {
   restart (nodeArgs: string[]): Promise<void>
   /** (e): the same gateway and session, on a route whose token is narrowed to another audience and DPoP-bound. */
   narrowed (): Contender
+  /** The environment its process started with: another gateway on the same Redis, IdP and secrets starts from it. */
+  readonly env: Readonly<Record<string, string>>
+  /** The value of alice's session cookie (its name is in the gateway's configuration). */
+  readonly sessionCookie: string
 }
 
 /** The audience of (e)'s route: an API of the bench's IdP, whose tokens the stub accepts as any other. */
@@ -141,11 +152,21 @@ export async function expressStack (stubUrl: string, redisUrl: string, token: st
   }
 }
 
-/** The sum of the gateway's own `bff_nodejs_gc_duration_seconds` (every kind of collection). */
-async function gcSecondsFromMetrics (url: string): Promise<number> {
+/** A gateway's admin /metrics, as text. */
+async function metricsText (url: string): Promise<string> {
   const response = await fetch(url, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
   if (response.status !== 200) throw new Error(`${url} answered ${response.status}`)
-  const text = await response.text()
+  return response.text()
+}
+
+/** The gateway's session-cache counters (undefined where it does not report them). */
+export async function sessionCacheFromMetrics (url: string): Promise<SessionCacheCounters> {
+  return parseSessionCacheMetrics(await metricsText(url))
+}
+
+/** The sum of the gateway's own `bff_nodejs_gc_duration_seconds` (every kind of collection). */
+export async function gcSecondsFromMetrics (url: string): Promise<number> {
+  const text = await metricsText(url)
   let total = 0
   for (const match of text.matchAll(/^bff_nodejs_gc_duration_seconds_sum(?:\{[^}]*\})? (\S+)$/gm)) total += Number(match[1])
   return total
@@ -169,10 +190,10 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
   let idp: IdentityProvider | undefined
   let child: BenchChild | undefined
   let closing: Promise<void> | undefined
-  let statsClient: Redis | undefined
+  const commandCounter = redisCommandCounter(options.redisUrl)
   const close = () => {
     closing ??= (async () => {
-      statsClient?.disconnect()
+      commandCounter.close()
       await child?.stop()
       await idp?.close()
       await rm(dir, { recursive: true, force: true })
@@ -220,12 +241,7 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
 
     const headers = { ...BROWSER_HEADERS, cookie: `${cookie.name}=${cookie.value}` }
     const gcSeconds = () => gcSecondsFromMetrics(`http://127.0.0.1:${adminPort}/metrics`)
-    const redisCommands = async () => {
-      statsClient ??= new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 })
-      const match = /^total_commands_processed:(\d+)/m.exec(await statsClient.info('stats'))
-      if (!match) throw new Error('Redis INFO stats has no total_commands_processed')
-      return Number(match[1])
-    }
+    const redisCommands = () => commandCounter.read()
     return {
       key: 'd',
       name: '(d) this gateway',
@@ -233,7 +249,10 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
       headers,
       gcSeconds,
       redisCommands,
+      sessionCache: () => sessionCacheFromMetrics(`http://127.0.0.1:${adminPort}/metrics`),
       close,
+      env,
+      sessionCookie: cookie.value,
       narrowed: () => ({
         key: 'e',
         name: '(e) this gateway, narrowed + DPoP route',

@@ -1,5 +1,6 @@
 /** The orchestrator's handle on the load-generator process: one job at a time. */
 import type { BenchChild } from './processes.js'
+import type { CookieMix } from './cookie-mix.js'
 import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
 
 export interface LoadRequest {
@@ -8,6 +9,7 @@ export interface LoadRequest {
   connections: number
   durationSeconds: number
   expectBody: string
+  cookies?: CookieMix | undefined
 }
 
 export interface LoadClient {
@@ -18,7 +20,8 @@ export function createLoadClient (generator: BenchChild): LoadClient {
   let nextId = 1
   return {
     run (request) {
-      const job: LoadJob = { type: 'load', id: nextId++, ...request }
+      const { cookies, ...rest } = request
+      const job: LoadJob = { type: 'load', id: nextId++, ...rest, ...(cookies ? { cookies } : {}) }
       const child = generator.process
       return new Promise((resolve, reject) => {
         const onMessage = (message: LoadReply) => {

@@ -8,21 +8,28 @@ import autocannon from 'autocannon'
 import { announceReady, closeOnStop } from './child-side.js'
 import { LatencyRecorder, percentileOfSorted } from './percentiles.js'
 import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
+import { sessionPerRequest } from './session-requests.js'
 
 let current: autocannon.Instance | undefined
 
 function run (job: LoadJob): Promise<LoadResult> {
   const latencies = new LatencyRecorder()
+  // Many users: a session's cookie picked per request, in place of the one of `headers`.
+  const sessions = job.cookies ? sessionPerRequest(job.cookies, job.headers) : undefined
   return new Promise((resolve, reject) => {
     current = autocannon({
       url: job.url,
       connections: job.connections,
       duration: job.durationSeconds,
-      headers: job.headers,
+      headers: sessions?.headers ?? job.headers,
       expectBody: job.expectBody,
+      ...(sessions ? { setupClient: sessions.setupClient } : {}),
     }, (error: unknown, result: autocannon.Result) => {
       current = undefined
       if (error) return reject(error instanceof Error ? error : new Error(String(error)))
+      if (sessions && sessions.picks < result.requests.total) {
+        return reject(new Error(`only ${sessions.picks} of ${result.requests.total} requests went out with a picked session's cookie`))
+      }
       const sorted = latencies.sorted()
       const statusCodes: Record<string, number> = {}
       for (const [code, { count }] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = count ?? 0

@@ -2,6 +2,7 @@
  * What the benchmark's processes say to each other over their IPC channels,
  * and the one response body every contender must pass through unchanged.
  */
+import type { CookieMix } from './cookie-mix.js'
 
 /** The upstream stub's answer to `GET /orders`; the load generator checks every body against it. */
 export const ORDERS_BODY = JSON.stringify({
@@ -25,6 +26,8 @@ export interface LoadJob {
   connections: number
   durationSeconds: number
   expectBody: string
+  /** Many users: each request carries a cookie from this file, picked per request (the `cookie` of `headers` is replaced). */
+  cookies?: CookieMix
 }
 
 export interface LoadResult {

@@ -5,10 +5,13 @@
 import type { MachineInfo } from './machine.js'
 import { median } from './percentiles.js'
 import type { LoadResult } from './protocol.js'
-import type { BenchSettings } from './settings.js'
+import { DEFAULT_SESSIONS, type BenchSettings } from './settings.js'
 import type { ContenderKey } from './contenders.js'
 import type { ExpiredBurstReport, StormRound } from './storm.js'
 import type { ProfileSummary } from './cpu-profile.js'
+import { sessionCacheTable, type SizeResults } from './many-users-report.js'
+import type { SessionCacheSlice } from './session-cache-stats.js'
+import { roundRuns } from './schedule.js'
 
 export interface ContenderResult {
   key: ContenderKey
@@ -26,6 +29,8 @@ export interface ContenderResult {
   gcMsPer1000Requests?: number[]
   /** Commands its Redis processed per 1 000 requests, run by run, where the contender reports it. */
   redisCommandsPer1000Requests?: number[]
+  /** Its gateway's session cache, slice by slice, where the contender reports it. */
+  sessionCache?: SessionCacheSlice[]
   /** Ratios to the bare proxy (b). */
   throughputVsBare: number
   p99VsBare: number
@@ -41,9 +46,12 @@ export interface TargetCheck {
 
 export interface BenchReport {
   machine: MachineInfo
-  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'sliceSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick' | 'control'>
+  settings: Pick<BenchSettings, 'connections' | 'warmupSeconds' | 'durationSeconds' | 'sliceSeconds' | 'rounds' | 'gatewayLogLevel' | 'quick' | 'control'> &
+    Partial<Pick<BenchSettings, 'sessions'>>
   contenders: ContenderResult[]
   targets: TargetCheck[]
+  /** `--sessions` with more than one number: (b), (f) and (g) again at each further number (`contenders` has the first). */
+  moreSizes?: Array<SizeResults & { contenders: ContenderResult[], targets: TargetCheck[] }>
   storm?: StormRound[]
   profile?: ProfileSummary
 }
@@ -55,10 +63,11 @@ function failures (result: LoadResult): number {
 export interface RunCounters {
   gcMsPer1000Requests?: number[] | undefined
   redisCommandsPer1000Requests?: number[] | undefined
+  sessionCache?: SessionCacheSlice[] | undefined
 }
 
 export function summarise (key: ContenderKey, name: string, warmup: LoadResult, runs: LoadResult[], counters: RunCounters = {}): Omit<ContenderResult, 'throughputVsBare' | 'p99VsBare'> {
-  const { gcMsPer1000Requests, redisCommandsPer1000Requests } = counters
+  const { gcMsPer1000Requests, redisCommandsPer1000Requests, sessionCache } = counters
   return {
     key,
     name,
@@ -66,6 +75,7 @@ export function summarise (key: ContenderKey, name: string, warmup: LoadResult, 
     runs,
     ...(gcMsPer1000Requests && gcMsPer1000Requests.length > 0 ? { gcMsPer1000Requests } : {}),
     ...(redisCommandsPer1000Requests && redisCommandsPer1000Requests.length > 0 ? { redisCommandsPer1000Requests } : {}),
+    ...(sessionCache && sessionCache.length > 0 ? { sessionCache } : {}),
     requestsPerSecond: median(runs.map(r => r.requestsPerSecond)),
     p50Ms: median(runs.map(r => r.p50Ms)),
     p99Ms: median(runs.map(r => r.p99Ms)),
@@ -238,8 +248,43 @@ export function profileSection (profile: ProfileSummary, subject = 'contender (d
 }
 
 function flags (settings: BenchReport['settings']): string {
-  const given = [settings.quick ? '--quick' : '', settings.control ? '--control' : ''].filter(Boolean)
+  const sessions = settings.sessions
+  const given = [
+    settings.quick ? '--quick' : '',
+    settings.control ? '--control' : '',
+    sessions && (sessions.length > 1 || sessions[0] !== DEFAULT_SESSIONS) ? `--sessions ${sessions.join(',')}` : '',
+  ].filter(Boolean)
   return given.length > 0 ? ` -- ${given.join(' ')}` : ''
+}
+
+/** The slice order of this run's contenders: a group, then the next one (reversed). */
+function sliceOrder (contenders: readonly ContenderResult[]): string {
+  const keys = roundRuns(contenders, 0, 2, 1).map(run => run.contender.key)
+  return `${keys.slice(0, contenders.length).join(' ')}, then ${keys.slice(contenders.length).join(' ')}`
+}
+
+/** What the session cache did with many users, at each number of sessions measured; the further numbers' tables. */
+function manyUsersParts (report: BenchReport): string[] {
+  const first = { sessions: report.settings.sessions?.[0] ?? DEFAULT_SESSIONS, contenders: report.contenders }
+  const table = sessionCacheTable([first, ...report.moreSizes ?? []])
+  if (!table) return []
+  const more = (report.moreSizes ?? []).flatMap(size => [
+    `### ${integer.format(size.sessions)} sessions`, '', throughputTable(size.contenders), '', targetLines(size.targets), '',
+  ])
+  return [
+    '## Many users and the session cache',
+    '',
+    '(f) and (g): N sessions, each its own user with alice\'s real tokens, made by the gateway\'s own session code; each request ' +
+      'carries the cookie of one, picked uniformly (f) or with a Zipf skew of exponent 1 (g), each on a gateway process of its own ' +
+      'with the default session cache. (h): a gateway with its cache off (SESSION_CACHE_SIZE=0), alice\'s session. Hit rate over ' +
+      'every measured slice; sessions cached and estimated bytes per cached session (`bff_session_cache_bytes` ÷ ' +
+      '`bff_session_cache_entries`) at the end of each slice, median; n/a: the gateway does not report it. Redis commands leave out ' +
+      'PING and SCAN (every gateway\'s heartbeat, the session count of a metrics scrape).',
+    '',
+    table,
+    '',
+    ...more,
+  ]
 }
 
 export function markdown (report: BenchReport): string {
@@ -250,7 +295,7 @@ export function markdown (report: BenchReport): string {
     '',
     `\`npm run bench${flags(s)}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
       `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} rounds of ${s.durationSeconds} s per contender, ` +
-      `in ${s.sliceSeconds} s slices, one of each contender in turn (a b d c e, then e c d b a, …); median of slices. ` +
+      `in ${s.sliceSeconds} s slices, one of each contender in turn (${sliceOrder(report.contenders)}, …); median of slices. ` +
       'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server.' +
       (s.control ? '' : ` Gateway LOG_LEVEL=${s.gatewayLogLevel}.`),
     '',
@@ -265,6 +310,8 @@ export function markdown (report: BenchReport): string {
     ...report.targets.length > 0 ? ['Targets (reported, not asserted):', '', targetLines(report.targets), ''] : [],
     `Machine: ${machineLine(report.machine)}`,
   ]
+  const manyUsers = manyUsersParts(report)
+  if (manyUsers.length > 0) parts.push('', ...manyUsers)
   if (report.storm && report.storm.length > 0) {
     const first = report.storm[0] as StormRound
     parts.push(

@@ -7,6 +7,7 @@
  *  (c) express + express-session/connect-redis + http-proxy-middleware
  *  (d) this gateway, signed in through the real IdP login flow
  *  (e) the same gateway and session, on a route with an audience-narrowed, DPoP-bound token
+ *  (f) many users, uniform; (g) many users, Zipf; (h) the gateway with its cache off (many-users.ts)
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,10 +18,13 @@ import { assertServes, bareProxy, DEFAULT_TOKEN_LENGTH, directUpstream, expressS
 import { summariseProfile, type ProfileSummary } from './cpu-profile.js'
 import { createLoadClient, type LoadClient } from './load-client.js'
 import { describeMachine, loadAverageNow } from './machine.js'
+import { startManyUsers, type ManyUsers } from './many-users.js'
+import { manyUsersTargets, sessionCacheTable } from './many-users-report.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
 import { checkTargets, gcLine, narrowedLine, redisLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
 import { roundRuns } from './schedule.js'
+import { sessionCacheSlice, type SessionCacheCounters, type SessionCacheSlice } from './session-cache-stats.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
 
@@ -44,6 +48,7 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
     connections: settings.connections,
     durationSeconds,
     expectBody: ORDERS_BODY,
+    cookies: contender.cookies,
   })
 
   const warmups = new Map<ContenderKey, LoadResult>()
@@ -57,6 +62,7 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
   const runs = new Map<ContenderKey, LoadResult[]>(contenders.map(c => [c.key, []]))
   const gc = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
   const redisCommands = new Map<ContenderKey, number[]>(contenders.map(c => [c.key, []]))
+  const sessionCaches = new Map<ContenderKey, SessionCacheSlice[]>(contenders.map(c => [c.key, []]))
   for (let round = 0; round < settings.rounds; round++) {
     for (const { contender, seconds } of roundRuns(contenders, round, settings.durationSeconds, settings.sliceSeconds)) {
       const before = await readCounters(contender)
@@ -69,11 +75,13 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
       const commands = per1000(before.redisCommands, after.redisCommands === undefined ? undefined : after.redisCommands - 1)
       if (gcMs !== undefined) gc.get(contender.key)?.push(gcMs)
       if (commands !== undefined) redisCommands.get(contender.key)?.push(commands)
+      const cache = before.sessionCache && after.sessionCache ? sessionCacheSlice(before.sessionCache, after.sessionCache) : undefined
+      if (cache) sessionCaches.get(contender.key)?.push(cache)
       const counters = [
         gcMs === undefined ? '' : `, GC ${gcMs.toFixed(1)} ms`,
         commands === undefined ? '' : `, ${commands.toFixed(1)} Redis commands`,
       ].join('')
-      log(`round ${round + 1}/${settings.rounds} ${contender.name}, ${seconds} s: ${describeRun(result)}${counters ? `${counters} per 1000 requests` : ''}`)
+      log(`round ${round + 1}/${settings.rounds} ${contender.name}, ${seconds} s: ${describeRun(result)}${counters ? `${counters} per 1000 requests` : ''}${describeCache(cache)}`)
       runs.get(contender.key)?.push(result)
       await sleep(settings.pauseMs)
     }
@@ -81,11 +89,18 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
   return withRatios(contenders.map(c => summarise(c.key, c.name, warmups.get(c.key) as LoadResult, runs.get(c.key) ?? [], {
     gcMsPer1000Requests: gc.get(c.key),
     redisCommandsPer1000Requests: redisCommands.get(c.key),
+    sessionCache: sessionCaches.get(c.key),
   })))
 }
 
-async function readCounters (contender: Contender): Promise<{ gcSeconds?: number, redisCommands?: number }> {
-  return { gcSeconds: await contender.gcSeconds?.(), redisCommands: await contender.redisCommands?.() }
+async function readCounters (contender: Contender): Promise<{ gcSeconds?: number, redisCommands?: number, sessionCache?: SessionCacheCounters }> {
+  return { gcSeconds: await contender.gcSeconds?.(), redisCommands: await contender.redisCommands?.(), sessionCache: await contender.sessionCache?.() }
+}
+
+/** A slice's cache hits and misses, when its gateway reports them. */
+function describeCache (cache: SessionCacheSlice | undefined): string {
+  if (cache?.hits === undefined || cache.misses === undefined) return ''
+  return `; cache ${cache.hits} hits, ${cache.misses} misses, ${cache.entries ?? 'n/a'} sessions held`
 }
 
 /** The main thread's profile: tsx's loader thread writes one too (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile). */
@@ -142,6 +157,7 @@ async function main (): Promise<number> {
       sliceSeconds: settings.sliceSeconds,
       rounds: settings.rounds,
       gatewayLogLevel: settings.gatewayLogLevel,
+      sessions: settings.sessions,
     },
     contenders: [],
     targets: [],
@@ -152,6 +168,9 @@ async function main (): Promise<number> {
   let generator: BenchChild | undefined
   const contenders: Contender[] = []
   let gateway: GatewayContender | undefined
+  let many: ManyUsers | undefined
+  // Several numbers of sessions: the cache's numbers at each, so only what they are compared with.
+  const manySizes = settings.sessions.length > 1
   try {
     stub = await startChild('upstream-stub')
     generator = await startChild('load-generator')
@@ -167,13 +186,18 @@ async function main (): Promise<number> {
     contenders.push(await expressStack(stub.url, redis.url, token))
     contenders.push(gateway ?? await secondBareProxy(stub.url, token))
     if (gateway) contenders.push(gateway.narrowed())
+    if (gateway) {
+      many = await startManyUsers({ gateway, redisUrl: redis.url, sessions: settings.sessions[0] as number, cold: !manySizes, log })
+      contenders.push(...many.contenders)
+    }
     for (const contender of contenders) await assertServes(contender)
     log('every contender serves GET /orders with a bearer token; measuring')
+    const measured = manySizes ? contenders.filter(c => ['b', 'f', 'g'].includes(c.key)) : contenders
 
-    report.contenders = await measure(settings, load, contenders)
+    report.contenders = await measure(settings, load, measured)
     report.machine.loadAverageAfterRounds = loadAverageNow()
     // A control run's (d) is not the gateway: there is nothing to check.
-    report.targets = settings.control ? [] : checkTargets(report.contenders)
+    report.targets = settings.control ? [] : [...checkTargets(report.contenders), ...manyUsersTargets(report.contenders)]
     log('')
     log(throughputTable(report.contenders))
     log('')
@@ -182,6 +206,23 @@ async function main (): Promise<number> {
     if (report.targets.length > 0) {
       log('')
       log(targetLines(report.targets))
+    }
+    for (const sessions of settings.sessions.slice(1)) {
+      log('')
+      log(`${sessions} sessions: (f) and (g) restarted with empty caches`)
+      await many?.resize(sessions)
+      const results = await measure(settings, load, measured)
+      const size = { sessions, contenders: results, targets: manyUsersTargets(results) }
+      report.moreSizes = [...report.moreSizes ?? [], size]
+      log('')
+      log(throughputTable(results))
+      log('')
+      log(targetLines(size.targets))
+    }
+    const cacheTable = sessionCacheTable([{ sessions: settings.sessions[0] as number, contenders: report.contenders }, ...report.moreSizes ?? []])
+    if (cacheTable) {
+      log('')
+      log(cacheTable)
     }
 
     if (settings.profile && gateway) {
@@ -192,6 +233,7 @@ async function main (): Promise<number> {
   } finally {
     // The gateway starts first (the others' token length is measured on it): close it even if they never joined it.
     await Promise.allSettled([...contenders, ...gateway && !contenders.includes(gateway) ? [gateway] : []].map(c => c.close()))
+    await many?.close()
     await generator?.stop()
     await stub?.stop()
     await redis.close()

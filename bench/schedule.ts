@@ -4,6 +4,9 @@
  * a b d c (e) again, and so on. (b) and (d) are always side by side, and (d)
  * always beside (c): each ratio the targets are about compares slices run
  * seconds apart. (e), the gateway's narrowed DPoP route, goes at the end.
+ * The many-users and cold contenders, measured against (b) too, go on (b)'s
+ * other side, nearest first: a h g f b d c e, so (f) is always beside (b), and
+ * (g) and (h) within one and two slices of it.
  * The order flips from group to group, so none of them is always the one that
  * meets a machine slowing down or speeding up, and a steady drift cancels.
  *
@@ -16,7 +19,7 @@
 import type { ContenderKey } from './contenders.js'
 
 /** A group in its first form; every other group runs reversed. */
-const GROUP_ORDER: readonly ContenderKey[] = ['a', 'b', 'd', 'c', 'e']
+const GROUP_ORDER: readonly ContenderKey[] = ['a', 'h', 'g', 'f', 'b', 'd', 'c', 'e']
 
 export interface ScheduledRun<T> {
   contender: T

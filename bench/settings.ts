@@ -3,6 +3,9 @@
  * in seconds. `--quick` is a smoke run: short rounds, one storm, results
  * written beside (not over) the full run's. `--control` measures the bench
  * itself: (d) is a second bare proxy, so every difference from (b) is noise.
+ * `--sessions` sets N for the many-users contenders; with more than one N
+ * (`--many-sizes`: 50 000 and 500 000), only (b), (f) and (g) are measured, at
+ * each N in turn, for the session cache's numbers.
  */
 
 export interface BenchSettings {
@@ -31,21 +34,35 @@ export interface BenchSettings {
   gatewayLogLevel: string
   /** File name (without extension) under bench/results. */
   resultsName: string
+  /**
+   * Sessions of the many-users contenders (f) and (g). More than one: only (b), (f) and (g) are
+   * measured, once at each number, in this order.
+   */
+  sessions: number[]
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile] [--control]
+/** N for the many-users contenders, well above the default session cache (10 000 sessions). */
+export const DEFAULT_SESSIONS = 50_000
+/** `--many-sizes`: the issue's two sizes, for the cache's hit rate and memory per session at each. */
+export const MANY_SIZES: readonly number[] = [50_000, 500_000]
+
+export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile] [--control] [--sessions N[,N…] | --many-sizes]
 
   --quick      smoke run: 1 s warm-up, 1 round of 2 s, one storm; writes bench/results/quick.{json,md}
   --control    A/A run: (d) is a second bare proxy instead of the gateway, no storm; the ratios of
                (d) to (b) are then the machine's noise. Writes bench/results/control.{json,md}
   --no-storm   skip the refresh-storm scenario
   --profile    afterwards, run the gateway once more under --cpu-prof and list its top self-time functions
+  --sessions N sessions of the many-users contenders (f) and (g) (default 50000; also BENCH_SESSIONS).
+               Several, comma-separated: only (b), (f) and (g), measured at each N in turn, no storm;
+               writes bench/results/many-sizes.{json,md}
+  --many-sizes the same as --sessions 50000,500000 (about 11 minutes)
 
 environment (seconds unless noted):
   BENCH_DURATION (6)  BENCH_SLICE (2, must divide BENCH_DURATION)  BENCH_ROUNDS (9)
   BENCH_WARMUP (3)  BENCH_CONNECTIONS (50)
   BENCH_STORM_REQUESTS (200)  BENCH_STORM_PROBE (10)  BENCH_STORM_ROUNDS (3)  BENCH_STORM_TTL (3)
-  BENCH_GATEWAY_LOG_LEVEL (warn)`
+  BENCH_GATEWAY_LOG_LEVEL (warn)  BENCH_SESSIONS (50000)`
 
 export class SettingsError extends Error {
   override name = 'SettingsError'
@@ -60,15 +77,51 @@ function positiveInteger (env: Record<string, string | undefined>, name: string,
   return Number(raw)
 }
 
-export function parseSettings (argv: readonly string[], env: Record<string, string | undefined>): BenchSettings {
+/** The numbers of `--sessions N[,N…]` or `BENCH_SESSIONS`, each a positive whole number. */
+function sessionCounts (name: string, raw: string): number[] {
+  const counts = raw.split(',').map(part => part.trim())
+  if (counts.some(part => !/^\d+$/.test(part) || Number(part) < 1)) {
+    throw new SettingsError(`${name} must be positive whole numbers, comma-separated, got "${raw}"`)
+  }
+  return counts.map(Number)
+}
+
+/** Takes `--sessions N` or `--sessions=N` out of the arguments; the rest are flags. */
+function takeSessions (argv: readonly string[]): { rest: string[], sessions?: string } {
+  const rest: string[] = []
+  let sessions: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg === '--sessions') {
+      sessions = argv[++i]
+      if (sessions === undefined) throw new SettingsError('--sessions needs a number')
+    } else if (arg.startsWith('--sessions=')) {
+      sessions = arg.slice('--sessions='.length)
+    } else {
+      rest.push(arg)
+    }
+  }
+  return sessions === undefined ? { rest } : { rest, sessions }
+}
+
+export function parseSettings (given: readonly string[], env: Record<string, string | undefined>): BenchSettings {
+  const { rest: argv, sessions: sessionsArgument } = takeSessions(given)
   const flags = new Set<string>()
   for (const arg of argv) {
-    if (!['--quick', '--no-storm', '--profile', '--control'].includes(arg)) throw new SettingsError(`unknown argument ${arg}\n${USAGE}`)
+    if (!['--quick', '--no-storm', '--profile', '--control', '--many-sizes'].includes(arg)) throw new SettingsError(`unknown argument ${arg}\n${USAGE}`)
     flags.add(arg)
   }
   const quick = flags.has('--quick')
   const control = flags.has('--control')
   if (control && flags.has('--profile')) throw new SettingsError('--profile profiles the gateway, which a --control run does not start')
+  if (flags.has('--many-sizes') && sessionsArgument !== undefined) throw new SettingsError('--many-sizes is --sessions 50000,500000: give one or the other')
+  const sessions = flags.has('--many-sizes')
+    ? [...MANY_SIZES]
+    : sessionsArgument !== undefined
+      ? sessionCounts('--sessions', sessionsArgument)
+      : env.BENCH_SESSIONS ? sessionCounts('BENCH_SESSIONS', env.BENCH_SESSIONS) : [DEFAULT_SESSIONS]
+  const manySizes = sessions.length > 1
+  if (control && manySizes) throw new SettingsError('several --sessions measure the gateway, which a --control run does not start')
   const gatewayLogLevel = env.BENCH_GATEWAY_LOG_LEVEL || 'warn'
   if (!LOG_LEVELS.has(gatewayLogLevel)) throw new SettingsError(`BENCH_GATEWAY_LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
   const durationSeconds = positiveInteger(env, 'BENCH_DURATION', quick ? 2 : 6)
@@ -79,7 +132,7 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
   return {
     quick,
     control,
-    storm: !flags.has('--no-storm') && !control,
+    storm: !flags.has('--no-storm') && !control && !manySizes,
     profile: flags.has('--profile'),
     connections: positiveInteger(env, 'BENCH_CONNECTIONS', 50),
     warmupSeconds: positiveInteger(env, 'BENCH_WARMUP', quick ? 1 : 3),
@@ -93,6 +146,7 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
     stormTokenTtlSeconds: positiveInteger(env, 'BENCH_STORM_TTL', 3),
     gatewayLogLevel,
     // A quick run never overwrites a full one, a control run's included.
-    resultsName: quick ? 'quick' : control ? 'control' : 'latest',
+    resultsName: quick ? 'quick' : control ? 'control' : manySizes ? 'many-sizes' : 'latest',
+    sessions,
   }
 }

@@ -51,4 +51,16 @@ describe('the benchmark schedule', () => {
     const withNarrowed = [...contenders, { key: 'e' as ContenderKey }]
     expect(order(0, 6, 2, withNarrowed)).toBe('abdce ecdba abdce')
   })
+
+  it('puts the many-users and cold contenders on the bare proxy\'s other side, (f) beside it, keeping (d) between (b) and (c)', () => {
+    const all = (['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as ContenderKey[]).map(key => ({ key }))
+    expect(order(0, 6, 2, all)).toBe('ahgfbdce ecdbfgha ahgfbdce')
+    for (const group of order(1, 6, 2, all).split(' ')) {
+      expect(group).toMatch(/fb|bf/)
+      expect(group).toMatch(/bd|db/)
+      expect(group).toMatch(/dc|cd/)
+    }
+    const manySizes = all.filter(c => ['b', 'f', 'g'].includes(c.key))
+    expect(order(0, 4, 2, manySizes)).toBe('gfb bfg')
+  })
 })

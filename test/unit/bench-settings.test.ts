@@ -23,4 +23,28 @@ describe('the benchmark settings', () => {
     expect(() => parseSettings([], { BENCH_ROUNDS: '0' })).toThrow(SettingsError)
     expect(() => parseSettings([], { BENCH_SLICE: '1.5' })).toThrow(SettingsError)
   })
+
+  it('gives the many-users contenders 50 000 sessions unless told otherwise', () => {
+    expect(parseSettings([], {}).sessions).toEqual([50_000])
+    expect(parseSettings(['--sessions', '20000'], {}).sessions).toEqual([20_000])
+    expect(parseSettings(['--quick', '--sessions=3000', '--no-storm'], {})).toMatchObject({ sessions: [3000], quick: true, storm: false })
+    expect(parseSettings([], { BENCH_SESSIONS: '70000' }).sessions).toEqual([70_000])
+    expect(parseSettings(['--sessions', '1000'], { BENCH_SESSIONS: '70000' }).sessions).toEqual([1000])
+  })
+
+  it('measures the cache at each of several numbers of sessions in a run of its own, without the storm', () => {
+    expect(parseSettings(['--many-sizes'], {})).toMatchObject({ sessions: [50_000, 500_000], storm: false, resultsName: 'many-sizes' })
+    expect(parseSettings(['--sessions', '2000,20000'], {})).toMatchObject({ sessions: [2000, 20_000], resultsName: 'many-sizes' })
+    expect(parseSettings(['--quick', '--many-sizes'], {}).resultsName).toBe('quick')
+    expect(() => parseSettings(['--many-sizes', '--sessions', '5'], {})).toThrow(SettingsError)
+    expect(() => parseSettings(['--control', '--many-sizes'], {})).toThrow(SettingsError)
+  })
+
+  it('refuses a number of sessions that is not a positive whole number', () => {
+    expect(() => parseSettings(['--sessions'], {})).toThrow(SettingsError)
+    expect(() => parseSettings(['--sessions', '0'], {})).toThrow(SettingsError)
+    expect(() => parseSettings(['--sessions', '5e4'], {})).toThrow(SettingsError)
+    expect(() => parseSettings(['--sessions=1000,'], {})).toThrow(SettingsError)
+    expect(() => parseSettings([], { BENCH_SESSIONS: 'many' })).toThrow(SettingsError)
+  })
 })
