@@ -14,9 +14,10 @@ import { examplePolicy, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TE
 import { HttpBrowser } from '../test/helpers/http-browser.js'
 import { loginThroughIdp } from '../test/helpers/login-flow.js'
 import { startChild, type BenchChild } from './processes.js'
-import { ORDERS_BODY } from './protocol.js'
+import { ORDERS_BODY, type CookieRotation, type LoadResult } from './protocol.js'
 
-export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e'
+/** (i): the refresh contender (refresh-contender.ts); (l) and (m): sign-ins, after the table (login-contenders.ts). */
+export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'i' | 'l' | 'm'
 
 export interface Contender {
   key: ContenderKey
@@ -28,6 +29,10 @@ export interface Contender {
   gcSeconds?: () => Promise<number>
   /** Commands the Redis it uses has processed so far (shared with (c), idle meanwhile), where it reports them. */
   redisCommands?: () => Promise<number>
+  /** Before each of its load runs (warm-up included): e.g. the sessions to spread the run across. */
+  beforeRun?: (seconds: number) => Promise<{ rotation?: CookieRotation }>
+  /** After each of its load runs, with its result (e.g. to check it against the IdP's counts). */
+  afterRun?: (result: LoadResult, seconds: number) => Promise<void>
   close (): Promise<void>
 }
 
@@ -64,7 +69,7 @@ function benchPolicy (stubUrl: string) {
 
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) bff-bench'
 /** What every request carries besides its credentials, as a browser's fetch() would. */
-const BROWSER_HEADERS = { 'user-agent': USER_AGENT, accept: 'application/json' }
+export const BROWSER_HEADERS = { 'user-agent': USER_AGENT, accept: 'application/json' }
 const ALICE = { username: 'alice', password: 'alice-password' }
 /** Long enough that no refresh happens during a run. */
 const ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
@@ -142,7 +147,7 @@ export async function expressStack (stubUrl: string, redisUrl: string, token: st
 }
 
 /** The sum of the gateway's own `bff_nodejs_gc_duration_seconds` (every kind of collection). */
-async function gcSecondsFromMetrics (url: string): Promise<number> {
+export async function gcSecondsFromMetrics (url: string): Promise<number> {
   const response = await fetch(url, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
   if (response.status !== 200) throw new Error(`${url} answered ${response.status}`)
   const text = await response.text()

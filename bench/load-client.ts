@@ -1,6 +1,6 @@
 /** The orchestrator's handle on the load-generator process: one job at a time. */
 import type { BenchChild } from './processes.js'
-import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
+import type { CookieRotation, LoadJob, LoadReply, LoadResult } from './protocol.js'
 
 export interface LoadRequest {
   url: string
@@ -8,6 +8,7 @@ export interface LoadRequest {
   connections: number
   durationSeconds: number
   expectBody: string
+  rotation?: CookieRotation
 }
 
 export interface LoadClient {

@@ -6,6 +6,7 @@
  */
 import autocannon from 'autocannon'
 import { announceReady, closeOnStop } from './child-side.js'
+import { createCookieRotation } from './cookie-rotation.js'
 import { LatencyRecorder, percentileOfSorted } from './percentiles.js'
 import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
 
@@ -13,13 +14,21 @@ let current: autocannon.Instance | undefined
 
 function run (job: LoadJob): Promise<LoadResult> {
   const latencies = new LatencyRecorder()
+  const rotation = job.rotation ? createCookieRotation(job.rotation) : undefined
   return new Promise((resolve, reject) => {
     current = autocannon({
       url: job.url,
       connections: job.connections,
       duration: job.durationSeconds,
       headers: job.headers,
-      expectBody: job.expectBody,
+      // autocannon refuses expectBody beside `requests`; verifyBody counts a wrong body the same way.
+      ...rotation
+        ? {
+            verifyBody: (body: unknown) => body === job.expectBody,
+            // A fresh headers object per request: autocannon shares the one it is given between requests.
+            requests: [{ setupRequest: request => ({ ...request, headers: { ...request.headers, cookie: rotation.next() } }) }],
+          }
+        : { expectBody: job.expectBody },
     }, (error: unknown, result: autocannon.Result) => {
       current = undefined
       if (error) return reject(error instanceof Error ? error : new Error(String(error)))
@@ -39,6 +48,7 @@ function run (job: LoadJob): Promise<LoadResult> {
         timeouts: result.timeouts,
         mismatches: result.mismatches,
         statusCodes,
+        ...rotation ? { sessionsArrived: rotation.arrived } : {},
       })
     })
     current.on('response', (_client, statusCode, _bytes, responseTime) => {

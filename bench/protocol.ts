@@ -25,6 +25,21 @@ export interface LoadJob {
   connections: number
   durationSeconds: number
   expectBody: string
+  /** Spread the requests across these sessions instead of one cookie in `headers` (bench/cookie-rotation.ts). */
+  rotation?: CookieRotation
+}
+
+/**
+ * The refresh contender's sessions for one load run: `active` are in use from the start, `arriving`
+ * are brought in one after another, `perSecond`, until `untilSeconds` after the start. A newcomer's
+ * first request is the next one sent; after that every request picks a session in use at random.
+ */
+export interface CookieRotation {
+  /** `name=value` session cookies. */
+  active: string[]
+  arriving: string[]
+  perSecond: number
+  untilSeconds: number
 }
 
 export interface LoadResult {
@@ -44,6 +59,8 @@ export interface LoadResult {
   /** 2xx responses whose body was not the upstream's. */
   mismatches: number
   statusCodes: Record<string, number>
+  /** With a rotation: how many of its `arriving` sessions were brought in (each got a request). */
+  sessionsArrived?: number
 }
 
 export interface LoadFailure {

@@ -4,6 +4,7 @@
  * written beside (not over) the full run's. `--control` measures the bench
  * itself: (d) is a second bare proxy, so every difference from (b) is noise.
  */
+import { sessionsPerRun } from './refresh-plan.js'
 
 export interface BenchSettings {
   quick: boolean
@@ -31,25 +32,47 @@ export interface BenchSettings {
   gatewayLogLevel: string
   /** File name (without extension) under bench/results. */
   resultsName: string
+  /** Contender (i) in the table: the gateway refreshing its sessions' expiring tokens. */
+  refresh: boolean
+  /** Sessions (i) signs in at set-up and takes turns with. */
+  refreshSessions: number
+  /** Access-token lifetime at (i)'s IdP: longer than any one load run, so no session expires twice in one. */
+  refreshTokenTtlSeconds: number
+  /** Sessions with an expired token that arrive, so refreshes, per second of an (i) run. */
+  refreshesPerSecond: number
+  /** The login contenders (l) and (m), after the table. */
+  login: boolean
+  /** Sign-ins in flight at once in the login driver. */
+  loginConcurrency: number
+  /** Rounds of (l) and (m), each BENCH_DURATION long in BENCH_SLICE slices. */
+  loginRounds: number
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--profile] [--control]
+export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--no-refresh] [--no-login] [--profile] [--control]
 
   --quick      smoke run: 1 s warm-up, 1 round of 2 s, one storm; writes bench/results/quick.{json,md}
   --control    A/A run: (d) is a second bare proxy instead of the gateway, no storm; the ratios of
                (d) to (b) are then the machine's noise. Writes bench/results/control.{json,md}
   --no-storm   skip the refresh-storm scenario
+  --no-refresh skip contender (i), the gateway refreshing many sessions' expiring tokens
+  --no-login   skip the login contenders (l) and (m) after the table
   --profile    afterwards, run the gateway once more under --cpu-prof and list its top self-time functions
 
 environment (seconds unless noted):
   BENCH_DURATION (6)  BENCH_SLICE (2, must divide BENCH_DURATION)  BENCH_ROUNDS (9)
   BENCH_WARMUP (3)  BENCH_CONNECTIONS (50)
   BENCH_STORM_REQUESTS (200)  BENCH_STORM_PROBE (10)  BENCH_STORM_ROUNDS (3)  BENCH_STORM_TTL (3)
-  BENCH_GATEWAY_LOG_LEVEL (warn)`
+  BENCH_GATEWAY_LOG_LEVEL (warn)
+  BENCH_REFRESH_SESSIONS (200)  BENCH_REFRESH_TTL (5, longer than BENCH_SLICE and BENCH_WARMUP)
+  BENCH_REFRESH_RATE (10 per second)  BENCH_LOGIN_CONCURRENCY (8)  BENCH_LOGIN_ROUNDS (5)`
 
 export class SettingsError extends Error {
   override name = 'SettingsError'
 }
+
+const FLAGS = ['--quick', '--no-storm', '--profile', '--control']
+/** The flags of the refresh and login contenders. */
+const CONTENDER_FLAGS = ['--no-refresh', '--no-login']
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -63,7 +86,7 @@ function positiveInteger (env: Record<string, string | undefined>, name: string,
 export function parseSettings (argv: readonly string[], env: Record<string, string | undefined>): BenchSettings {
   const flags = new Set<string>()
   for (const arg of argv) {
-    if (!['--quick', '--no-storm', '--profile', '--control'].includes(arg)) throw new SettingsError(`unknown argument ${arg}\n${USAGE}`)
+    if (![...FLAGS, ...CONTENDER_FLAGS].includes(arg)) throw new SettingsError(`unknown argument ${arg}\n${USAGE}`)
     flags.add(arg)
   }
   const quick = flags.has('--quick')
@@ -76,13 +99,14 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
   if (durationSeconds % sliceSeconds !== 0) {
     throw new SettingsError(`BENCH_SLICE (${sliceSeconds}) must divide BENCH_DURATION (${durationSeconds}) into whole slices`)
   }
+  const warmupSeconds = positiveInteger(env, 'BENCH_WARMUP', quick ? 1 : 3)
   return {
     quick,
     control,
     storm: !flags.has('--no-storm') && !control,
     profile: flags.has('--profile'),
     connections: positiveInteger(env, 'BENCH_CONNECTIONS', 50),
-    warmupSeconds: positiveInteger(env, 'BENCH_WARMUP', quick ? 1 : 3),
+    warmupSeconds,
     durationSeconds,
     sliceSeconds,
     rounds: positiveInteger(env, 'BENCH_ROUNDS', quick ? 1 : 9),
@@ -94,5 +118,38 @@ export function parseSettings (argv: readonly string[], env: Record<string, stri
     gatewayLogLevel,
     // A quick run never overwrites a full one, a control run's included.
     resultsName: quick ? 'quick' : control ? 'control' : 'latest',
+    ...refreshSettings(flags, env, { quick, control, longestRunSeconds: Math.max(sliceSeconds, warmupSeconds) }),
+    ...loginSettings(flags, env, { quick, control }),
+  }
+}
+
+interface RunShape {
+  quick: boolean
+  /** An A/A run measures the bench itself: no gateway, so no refresh or login contenders. */
+  control: boolean
+}
+
+function refreshSettings (flags: Set<string>, env: Record<string, string | undefined>, run: RunShape & { longestRunSeconds: number }) {
+  const refreshesPerSecond = positiveInteger(env, 'BENCH_REFRESH_RATE', 10)
+  // A session is refreshed once when it comes into a run; it must not expire again before the run ends.
+  const refreshTokenTtlSeconds = positiveInteger(env, 'BENCH_REFRESH_TTL', Math.max(5, run.longestRunSeconds + 2))
+  if (refreshTokenTtlSeconds <= run.longestRunSeconds) {
+    throw new SettingsError(`BENCH_REFRESH_TTL (${refreshTokenTtlSeconds}) must be longer than every load run (BENCH_SLICE and BENCH_WARMUP: ${run.longestRunSeconds} s)`)
+  }
+  // Two runs of (i) can follow each other (…e i, i e…): each takes fresh sessions, whose tokens expired meanwhile.
+  const least = 2 * sessionsPerRun(run.longestRunSeconds, refreshesPerSecond)
+  const given = env.BENCH_REFRESH_SESSIONS
+  const refreshSessions = positiveInteger(env, 'BENCH_REFRESH_SESSIONS', Math.max(least, run.quick ? 100 : 200))
+  if (given !== undefined && given !== '' && refreshSessions < least) {
+    throw new SettingsError(`BENCH_REFRESH_SESSIONS (${refreshSessions}) must be at least ${least} at BENCH_REFRESH_RATE ${refreshesPerSecond}: two runs' worth`)
+  }
+  return { refresh: !flags.has('--no-refresh') && !run.control, refreshSessions, refreshTokenTtlSeconds, refreshesPerSecond }
+}
+
+function loginSettings (flags: Set<string>, env: Record<string, string | undefined>, run: RunShape) {
+  return {
+    login: !flags.has('--no-login') && !run.control,
+    loginConcurrency: positiveInteger(env, 'BENCH_LOGIN_CONCURRENCY', 8),
+    loginRounds: positiveInteger(env, 'BENCH_LOGIN_ROUNDS', run.quick ? 1 : 5),
   }
 }

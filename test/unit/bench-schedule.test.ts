@@ -51,4 +51,15 @@ describe('the benchmark schedule', () => {
     const withNarrowed = [...contenders, { key: 'e' as ContenderKey }]
     expect(order(0, 6, 2, withNarrowed)).toBe('abdce ecdba abdce')
   })
+
+  it('puts the refresh contender (i) after (e), keeping the gateway beside the bare proxy and the express stack', () => {
+    const withRefresh = [...contenders, { key: 'e' as ContenderKey }, { key: 'i' as ContenderKey }]
+    expect(order(0, 6, 2, withRefresh)).toBe('abdcei iecdba abdcei')
+  })
+
+  it('alternates the two sign-in contenders in slices of their own', () => {
+    const logins = (['m', 'l'] as ContenderKey[]).map(key => ({ key }))
+    expect(order(0, 6, 2, logins)).toBe('lm ml lm')
+    expect(order(1, 6, 2, logins)).toBe('ml lm ml')
+  })
 })

@@ -23,4 +23,24 @@ describe('the benchmark settings', () => {
     expect(() => parseSettings([], { BENCH_ROUNDS: '0' })).toThrow(SettingsError)
     expect(() => parseSettings([], { BENCH_SLICE: '1.5' })).toThrow(SettingsError)
   })
+
+  it('runs the refresh contender (i) and the sign-ins (l, m) by default, each with a flag to skip it', () => {
+    expect(parseSettings([], {})).toMatchObject({ refresh: true, login: true, refreshSessions: 200, refreshTokenTtlSeconds: 5, refreshesPerSecond: 10, loginConcurrency: 8, loginRounds: 5 })
+    expect(parseSettings(['--quick'], {})).toMatchObject({ refresh: true, login: true, refreshSessions: 100, loginRounds: 1 })
+    expect(parseSettings(['--no-refresh', '--no-login'], {})).toMatchObject({ refresh: false, login: false, storm: true })
+    expect(parseSettings(['--control'], {})).toMatchObject({ refresh: false, login: false })
+  })
+
+  it('keeps the refresh contender\'s tokens alive longer than any one load run, so no session expires twice in one', () => {
+    expect(() => parseSettings([], { BENCH_REFRESH_TTL: '3' })).toThrow(/BENCH_REFRESH_TTL/)
+    expect(parseSettings([], { BENCH_REFRESH_TTL: '4' }).refreshTokenTtlSeconds).toBe(4)
+    expect(parseSettings([], { BENCH_DURATION: '6', BENCH_SLICE: '6' }).refreshTokenTtlSeconds).toBe(8)
+  })
+
+  it('asks for two runs\' worth of refresh sessions at the least', () => {
+    // A 3 s warm-up at 10 per second: 10 active + 25 arriving, twice.
+    expect(() => parseSettings([], { BENCH_REFRESH_SESSIONS: '69' })).toThrow(/at least 70/)
+    expect(parseSettings([], { BENCH_REFRESH_SESSIONS: '70' }).refreshSessions).toBe(70)
+    expect(parseSettings([], { BENCH_REFRESH_RATE: '100' }).refreshSessions).toBe(2 * (10 + 250))
+  })
 })
