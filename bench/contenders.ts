@@ -14,12 +14,15 @@ import { HttpBrowser } from '../test/helpers/http-browser.js'
 import { loginThroughIdp } from '../test/helpers/login-flow.js'
 import type { CookieMix } from './cookie-mix.js'
 import { startChild, type BenchChild } from './processes.js'
-import { ORDERS_BODY } from './protocol.js'
+import { ORDERS_BODY, type CookieRotation, type LoadResult } from './protocol.js'
 import { redisCommandCounter } from './redis-commands.js'
 import { parseSessionCacheMetrics, type SessionCacheCounters } from './session-cache-stats.js'
 
-/** (f), (g) and (h), the many-users and cold contenders, are in many-users.ts. */
-export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h'
+/**
+ * (f), (g) and (h), the many-users and cold contenders, are in many-users.ts; (i), the refresh
+ * contender, in refresh-contender.ts; (l) and (m), sign-ins after the table, in login-contenders.ts.
+ */
+export type ContenderKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'l' | 'm'
 
 export interface Contender {
   key: ContenderKey
@@ -31,10 +34,14 @@ export interface Contender {
   gcSeconds?: () => Promise<number>
   /** Commands the Redis it uses has processed so far (shared with (c), idle meanwhile), where it reports them. */
   redisCommands?: () => Promise<number>
-  /** Many users: each request carries one of these sessions' cookies instead of the `cookie` of `headers`. */
+  /** Many users: each request carries one of these sessions' cookies, picked at random, instead of the `cookie` of `headers`. */
   cookies?: CookieMix
   /** Its gateway's session-cache counters so far, where it has a session cache. */
   sessionCache?: () => Promise<SessionCacheCounters>
+  /** Before each of its load runs (warm-up included): e.g. the sessions to spread the run across. */
+  beforeRun?: (seconds: number) => Promise<{ rotation?: CookieRotation }>
+  /** After each of its load runs, with its result (e.g. to check it against the IdP's counts). */
+  afterRun?: (result: LoadResult, seconds: number) => Promise<void>
   close (): Promise<void>
 }
 
@@ -75,7 +82,7 @@ function benchPolicy (stubUrl: string) {
 
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) bff-bench'
 /** What every request carries besides its credentials, as a browser's fetch() would. */
-const BROWSER_HEADERS = { 'user-agent': USER_AGENT, accept: 'application/json' }
+export const BROWSER_HEADERS = { 'user-agent': USER_AGENT, accept: 'application/json' }
 const ALICE = { username: 'alice', password: 'alice-password' }
 /** Long enough that no refresh happens during a run. */
 const ACCESS_TOKEN_TTL_SECONDS = 24 * 3600

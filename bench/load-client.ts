@@ -1,7 +1,7 @@
 /** The orchestrator's handle on the load-generator process: one job at a time. */
 import type { BenchChild } from './processes.js'
 import type { CookieMix } from './cookie-mix.js'
-import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
+import type { CookieRotation, LoadJob, LoadReply, LoadResult } from './protocol.js'
 
 export interface LoadRequest {
   url: string
@@ -10,6 +10,7 @@ export interface LoadRequest {
   durationSeconds: number
   expectBody: string
   cookies?: CookieMix | undefined
+  rotation?: CookieRotation | undefined
 }
 
 export interface LoadClient {
@@ -20,8 +21,9 @@ export function createLoadClient (generator: BenchChild): LoadClient {
   let nextId = 1
   return {
     run (request) {
-      const { cookies, ...rest } = request
-      const job: LoadJob = { type: 'load', id: nextId++, ...rest, ...(cookies ? { cookies } : {}) }
+      const { cookies, rotation, ...rest } = request
+      if (cookies && rotation) return Promise.reject(new Error('a load run picks its cookies from a mix or from a rotation, not both'))
+      const job: LoadJob = { type: 'load', id: nextId++, ...rest, ...(cookies ? { cookies } : {}), ...(rotation ? { rotation } : {}) }
       const child = generator.process
       return new Promise((resolve, reject) => {
         const onMessage = (message: LoadReply) => {

@@ -8,14 +8,16 @@ import autocannon from 'autocannon'
 import { announceReady, closeOnStop } from './child-side.js'
 import { LatencyRecorder, percentileOfSorted } from './percentiles.js'
 import type { LoadJob, LoadReply, LoadResult } from './protocol.js'
-import { sessionPerRequest } from './session-requests.js'
+import { mixSource, rotationSource, sessionPerRequest } from './session-requests.js'
 
 let current: autocannon.Instance | undefined
 
 function run (job: LoadJob): Promise<LoadResult> {
   const latencies = new LatencyRecorder()
-  // Many users: a session's cookie picked per request, in place of the one of `headers`.
-  const sessions = job.cookies ? sessionPerRequest(job.cookies, job.headers) : undefined
+  // Many sessions, a cookie picked per request in place of the one of `headers`: at random (f, g) or as they arrive (i).
+  const rotation = job.rotation ? rotationSource(job.rotation) : undefined
+  const source = job.cookies ? mixSource(job.cookies) : rotation
+  const sessions = source ? sessionPerRequest(source, job.headers) : undefined
   return new Promise((resolve, reject) => {
     current = autocannon({
       url: job.url,
@@ -46,6 +48,7 @@ function run (job: LoadJob): Promise<LoadResult> {
         timeouts: result.timeouts,
         mismatches: result.mismatches,
         statusCodes,
+        ...rotation ? { sessionsArrived: rotation.arrived } : {},
       })
     })
     current.on('response', (_client, statusCode, _bytes, responseTime) => {

@@ -6,6 +6,7 @@
  * 1 000 requests, at each number of sessions measured.
  */
 import { median } from './percentiles.js'
+import { integer, ratio } from './report-format.js'
 import type { ContenderKey } from './contenders.js'
 import type { ContenderResult, TargetCheck } from './report.js'
 import { bytesPerCachedSession, cachedSessions, hitRate } from './session-cache-stats.js'
@@ -44,10 +45,8 @@ export interface SizeResults {
   contenders: readonly ContenderResult[]
 }
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
 const orNa = (value: number | undefined, format: (v: number) => string) => value === undefined || Number.isNaN(value) ? 'n/a' : format(value)
 const percent = (value: number) => `${(value * 100).toFixed(1)} %`
-const ratio = (value: number) => `${value.toFixed(2)}×`
 
 /**
  * A row per gateway contender and number of sessions. The hit rate is over every measured slice;

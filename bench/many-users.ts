@@ -22,6 +22,7 @@ import { ZIPF_EXPONENT, type CookieDistribution } from './cookie-mix.js'
 import { assertServes, gcSecondsFromMetrics, sessionCacheFromMetrics, type Contender, type ContenderKey, type GatewayContender } from './contenders.js'
 import { startChild, type BenchChild } from './processes.js'
 import { redisCommandCounter } from './redis-commands.js'
+import { integer } from './report-format.js'
 import { createSessionFactory } from './session-factory.js'
 
 export interface ManyUsersOptions {
@@ -67,8 +68,6 @@ async function startGatewayProcess (base: Readonly<Record<string, string>>, extr
     stop: async () => { await child?.stop() },
   }
 }
-
-const integer = new Intl.NumberFormat('en-US')
 
 /**
  * (h) is only "cold" if every request reads its session from Redis: should SESSION_CACHE_SIZE

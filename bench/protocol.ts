@@ -26,8 +26,26 @@ export interface LoadJob {
   connections: number
   durationSeconds: number
   expectBody: string
-  /** Many users: each request carries a cookie from this file, picked per request (the `cookie` of `headers` is replaced). */
+  /**
+   * Many users: each request carries a cookie from this file, picked at random per request
+   * (the `cookie` of `headers` is replaced; session-requests.ts).
+   */
   cookies?: CookieMix
+  /** The refresh contender: each request carries a cookie of this rotation instead (cookie-rotation.ts, session-requests.ts). */
+  rotation?: CookieRotation
+}
+
+/**
+ * The refresh contender's sessions for one load run: `active` are in use from the start, `arriving`
+ * are brought in one after another, `perSecond`, until `untilSeconds` after the start. A newcomer's
+ * first request is the next one sent; after that every request picks a session in use at random.
+ */
+export interface CookieRotation {
+  /** `name=value` session cookies. */
+  active: string[]
+  arriving: string[]
+  perSecond: number
+  untilSeconds: number
 }
 
 export interface LoadResult {
@@ -47,6 +65,8 @@ export interface LoadResult {
   /** 2xx responses whose body was not the upstream's. */
   mismatches: number
   statusCodes: Record<string, number>
+  /** With a rotation: how many of its `arriving` sessions were brought in (each got a request). */
+  sessionsArrived?: number
 }
 
 export interface LoadFailure {

@@ -9,9 +9,13 @@ import { DEFAULT_SESSIONS, type BenchSettings } from './settings.js'
 import type { ContenderKey } from './contenders.js'
 import type { ExpiredBurstReport, StormRound } from './storm.js'
 import type { ProfileSummary } from './cpu-profile.js'
+import type { LoginReport } from './login-contenders.js'
 import { sessionCacheTable, type SizeResults } from './many-users-report.js'
-import type { SessionCacheSlice } from './session-cache-stats.js'
+import type { RefreshSummary } from './refresh-checks.js'
+import { loginSection, refreshSection } from './report-logins-refresh.js'
+import { integer, ms, ratio } from './report-format.js'
 import { roundRuns } from './schedule.js'
+import type { SessionCacheSlice } from './session-cache-stats.js'
 
 export interface ContenderResult {
   key: ContenderKey
@@ -42,6 +46,8 @@ export interface TargetCheck {
   target: number
   comparison: '>=' | '<='
   pass: boolean
+  /** How actual and target print: a ratio (the default, "1.05×") or a count. */
+  format?: 'ratio' | 'count'
 }
 
 export interface BenchReport {
@@ -54,6 +60,10 @@ export interface BenchReport {
   moreSizes?: Array<SizeResults & { contenders: ContenderResult[], targets: TargetCheck[] }>
   storm?: StormRound[]
   profile?: ProfileSummary
+  /** Contender (i)'s checks: token-endpoint calls against session expiries, failures. */
+  refresh?: RefreshSummary
+  /** The sign-in contenders (l) and (m), measured after the table. */
+  logins?: LoginReport
 }
 
 function failures (result: LoadResult): number {
@@ -92,9 +102,9 @@ export function withRatios (results: Array<Omit<ContenderResult, 'throughputVsBa
   }))
 }
 
-function check (description: string, actual: number, comparison: '>=' | '<=', target: number): TargetCheck {
+function check (description: string, actual: number, comparison: '>=' | '<=', target: number, format?: 'count'): TargetCheck {
   const pass = comparison === '>=' ? actual >= target : actual <= target
-  return { description, actual, target, comparison, pass }
+  return { description, actual, target, comparison, pass, ...format ? { format } : {} }
 }
 
 /** The published targets; reported, never asserted. */
@@ -111,9 +121,30 @@ export function checkTargets (results: ContenderResult[]): TargetCheck[] {
   ]
 }
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
-const ms = (value: number) => Number.isNaN(value) ? 'n/a' : value < 10 ? value.toFixed(2) : value.toFixed(1)
-const ratio = (value: number) => Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}×`
+/**
+ * Contender (i)'s targets: its p99 while refreshes run against the hot path's (d), no 5xx,
+ * and one token-endpoint call per session and expiry (counted at the IdP, run by run).
+ */
+export function refreshTargets (results: ContenderResult[], refresh: RefreshSummary): TargetCheck[] {
+  const gateway = results.find(r => r.key === 'd')
+  const refreshing = results.find(r => r.key === 'i')
+  if (!refreshing) return []
+  return [
+    ...gateway ? [check('refresh p99 vs gateway hot path (d)', refreshing.p99Ms / gateway.p99Ms, '<=', 2)] : [],
+    check('refresh: 5xx answers', refresh.serverErrors, '<=', 0, 'count'),
+    check('refresh: failed requests of any kind', refresh.errors, '<=', 0, 'count'),
+    check(`refresh: runs whose token-endpoint calls differ from their session expiries (${refresh.tokenCalls} calls, ${refresh.expiries} expiries)`,
+      refresh.runsMismatched, '<=', 0, 'count'),
+  ]
+}
+
+/** The sign-in target: through the gateway at ≥ 0.8× the IdP's own rate (the direct client's). */
+export function loginTargets (logins: LoginReport): TargetCheck[] {
+  const gateway = logins.contenders.find(r => r.key === 'l')
+  const direct = logins.contenders.find(r => r.key === 'm')
+  if (!gateway || !direct) return []
+  return [check('sign-ins/s through the gateway vs directly at the IdP', gateway.requestsPerSecond / direct.requestsPerSecond, '>=', 0.8)]
+}
 
 export function throughputTable (results: ContenderResult[]): string {
   const lines = [
@@ -128,8 +159,10 @@ export function throughputTable (results: ContenderResult[]): string {
 }
 
 export function targetLines (targets: TargetCheck[]): string {
+  const shown = (t: TargetCheck, value: number) => t.format === 'count' ? integer.format(value) : ratio(value)
+  const goal = (t: TargetCheck) => t.format === 'count' ? integer.format(t.target) : `${t.target}×`
   return targets.map(t =>
-    `- ${t.pass ? 'PASS' : 'MISS'} ${t.description}: ${ratio(t.actual)} (target ${t.comparison} ${t.target}×)`).join('\n')
+    `- ${t.pass ? 'PASS' : 'MISS'} ${t.description}: ${shown(t, t.actual)} (target ${t.comparison} ${goal(t)})`).join('\n')
 }
 
 export function machineLine (machine: MachineInfo): string {
@@ -257,12 +290,6 @@ function flags (settings: BenchReport['settings']): string {
   return given.length > 0 ? ` -- ${given.join(' ')}` : ''
 }
 
-/** The slice order of this run's contenders: a group, then the next one (reversed). */
-function sliceOrder (contenders: readonly ContenderResult[]): string {
-  const keys = roundRuns(contenders, 0, 2, 1).map(run => run.contender.key)
-  return `${keys.slice(0, contenders.length).join(' ')}, then ${keys.slice(contenders.length).join(' ')}`
-}
-
 /** What the session cache did with many users, at each number of sessions measured; the further numbers' tables. */
 function manyUsersParts (report: BenchReport): string[] {
   const first = { sessions: report.settings.sessions?.[0] ?? DEFAULT_SESSIONS, contenders: report.contenders }
@@ -287,6 +314,12 @@ function manyUsersParts (report: BenchReport): string[] {
   ]
 }
 
+/** The slices of one group in their first order, then reversed: "a h g f b d c e i, then i e c d b f g h a". */
+function groupOrder (results: ContenderResult[]): string {
+  const keys = roundRuns(results, 0, 1, 1).map(run => run.contender.key)
+  return `${keys.join(' ')}, then ${[...keys].reverse().join(' ')}`
+}
+
 export function markdown (report: BenchReport): string {
   const s = report.settings
   const parts = [
@@ -295,7 +328,7 @@ export function markdown (report: BenchReport): string {
     '',
     `\`npm run bench${flags(s)}\`: authenticated \`GET /api/orders\` (a small JSON answer), ${s.connections} connections, ` +
       `${s.warmupSeconds} s warm-up discarded, then ${s.rounds} rounds of ${s.durationSeconds} s per contender, ` +
-      `in ${s.sliceSeconds} s slices, one of each contender in turn (${sliceOrder(report.contenders)}, …); median of slices. ` +
+      `in ${s.sliceSeconds} s slices, one of each contender in turn (${groupOrder(report.contenders)}, …); median of slices. ` +
       'Each contender, the upstream stub and the load generator (autocannon) run in separate processes; Redis is a private redis-server.' +
       (s.control ? '' : ` Gateway LOG_LEVEL=${s.gatewayLogLevel}.`),
     '',
@@ -307,8 +340,12 @@ export function markdown (report: BenchReport): string {
     gcLine(report.contenders),
     redisLine(report.contenders),
     '',
+    refreshSection(report.contenders, report.refresh),
+    '',
     ...report.targets.length > 0 ? ['Targets (reported, not asserted):', '', targetLines(report.targets), ''] : [],
     `Machine: ${machineLine(report.machine)}`,
+    '',
+    loginSection(report.logins),
   ]
   const manyUsers = manyUsersParts(report)
   if (manyUsers.length > 0) parts.push('', ...manyUsers)

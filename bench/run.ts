@@ -8,6 +8,10 @@
  *  (d) this gateway, signed in through the real IdP login flow
  *  (e) the same gateway and session, on a route with an audience-narrowed, DPoP-bound token
  *  (f) many users, uniform; (g) many users, Zipf; (h) the gateway with its cache off (many-users.ts)
+ *  (i) the gateway refreshing many sessions' expiring tokens, steadily (refresh-contender.ts)
+ *
+ * and after the table, in slices of their own: (l) sign-ins through the gateway, (m) the same
+ * sign-ins directly at the IdP (login-contenders.ts).
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -22,11 +26,14 @@ import { startManyUsers, type ManyUsers } from './many-users.js'
 import { manyUsersTargets, sessionCacheTable } from './many-users-report.js'
 import { startChild, type BenchChild } from './processes.js'
 import { ORDERS_BODY, type LoadResult } from './protocol.js'
-import { checkTargets, gcLine, narrowedLine, redisLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
+import { checkTargets, loginTargets, refreshTargets, gcLine, narrowedLine, redisLine, machineLine, markdown, profileSection, pairRatios, stormPerInstance, stormTable, summarise, targetLines, throughputTable, withRatios, type BenchReport } from './report.js'
 import { roundRuns } from './schedule.js'
 import { sessionCacheSlice, type SessionCacheCounters, type SessionCacheSlice } from './session-cache-stats.js'
 import { parseSettings, SettingsError, USAGE, type BenchSettings } from './settings.js'
 import { runRefreshStorm, type StormRound } from './storm.js'
+import { runLoginBench } from './login-contenders.js'
+import { refreshContender, type RefreshContender } from './refresh-contender.js'
+import { loginCpuLine, loginFailures, loginPairRatios, loginTable, refreshLine } from './report-logins-refresh.js'
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 
@@ -42,14 +49,20 @@ function describeRun (result: LoadResult): string {
 }
 
 async function measure (settings: BenchSettings, load: LoadClient, contenders: Contender[]) {
-  const run = (contender: Contender, durationSeconds: number) => load.run({
-    url: contender.url,
-    headers: contender.headers,
-    connections: settings.connections,
-    durationSeconds,
-    expectBody: ORDERS_BODY,
-    cookies: contender.cookies,
-  })
+  const run = async (contender: Contender, durationSeconds: number) => {
+    const extra = await contender.beforeRun?.(durationSeconds)
+    const result = await load.run({
+      url: contender.url,
+      headers: contender.headers,
+      connections: settings.connections,
+      durationSeconds,
+      expectBody: ORDERS_BODY,
+      cookies: contender.cookies,
+      ...extra,
+    })
+    await contender.afterRun?.(result, durationSeconds)
+    return result
+  }
 
   const warmups = new Map<ContenderKey, LoadResult>()
   for (const contender of contenders) {
@@ -171,6 +184,7 @@ async function main (): Promise<number> {
   let many: ManyUsers | undefined
   // Several numbers of sessions: the cache's numbers at each, so only what they are compared with.
   const manySizes = settings.sessions.length > 1
+  let refresh: RefreshContender | undefined
   try {
     stub = await startChild('upstream-stub')
     generator = await startChild('load-generator')
@@ -190,6 +204,18 @@ async function main (): Promise<number> {
       many = await startManyUsers({ gateway, redisUrl: redis.url, sessions: settings.sessions[0] as number, cold: !manySizes, log })
       contenders.push(...many.contenders)
     }
+    if (gateway && settings.refresh) {
+      log(`(i): signing in ${settings.refreshSessions} sessions through a gateway whose IdP issues ${settings.refreshTokenTtlSeconds} s access tokens`)
+      refresh = await refreshContender({
+        stubUrl: stub.url,
+        logLevel: settings.gatewayLogLevel,
+        sessions: settings.refreshSessions,
+        accessTokenTtlSeconds: settings.refreshTokenTtlSeconds,
+        refreshesPerSecond: settings.refreshesPerSecond,
+        log,
+      })
+      contenders.push(refresh)
+    }
     for (const contender of contenders) await assertServes(contender)
     log('every contender serves GET /orders with a bearer token; measuring')
     const measured = manySizes ? contenders.filter(c => ['b', 'f', 'g'].includes(c.key)) : contenders
@@ -198,11 +224,15 @@ async function main (): Promise<number> {
     report.machine.loadAverageAfterRounds = loadAverageNow()
     // A control run's (d) is not the gateway: there is nothing to check.
     report.targets = settings.control ? [] : [...checkTargets(report.contenders), ...manyUsersTargets(report.contenders)]
+    if (refresh) {
+      report.refresh = refresh.summary()
+      report.targets.push(...refreshTargets(report.contenders, report.refresh))
+    }
     log('')
     log(throughputTable(report.contenders))
     log('')
     log(pairRatios(report.contenders))
-    for (const line of [narrowedLine(report.contenders), gcLine(report.contenders), redisLine(report.contenders)]) if (line) log(line)
+    for (const line of [narrowedLine(report.contenders), gcLine(report.contenders), redisLine(report.contenders), refreshLine(report.contenders, report.refresh)]) if (line) log(line)
     if (report.targets.length > 0) {
       log('')
       log(targetLines(report.targets))
@@ -239,6 +269,20 @@ async function main (): Promise<number> {
     await redis.close()
   }
 
+  if (settings.login) {
+    log('')
+    log(`sign-ins: (l) through the gateway and (m) directly at the IdP, ${settings.loginConcurrency} in flight, ` +
+      `${settings.loginRounds} × ${settings.durationSeconds} s each in ${settings.sliceSeconds} s slices taking turns`)
+    report.logins = await runLoginBench(settings, log)
+    const targets = loginTargets(report.logins)
+    report.targets.push(...targets)
+    log('')
+    log(loginTable(report.logins))
+    log('')
+    for (const line of [loginPairRatios(report.logins), loginCpuLine(report.logins), loginFailures(report.logins)]) if (line) log(line)
+    if (targets.length > 0) log(targetLines(targets))
+  }
+
   let storms: StormRound[] = []
   if (settings.storm) {
     log('')
@@ -267,9 +311,12 @@ async function main (): Promise<number> {
   const stormFailures = storms.filter(s => !s.pass).length
   if (stormFailures > 0) {
     log(`FAIL: ${stormFailures} storm round(s) made other than one token-endpoint call per expiry, or had errors`)
-    return 1
   }
-  return 0
+  // As in the storm, a wrong number of refreshes or a failed request is a bug, not a slow run.
+  if (report.refresh && !report.refresh.pass) {
+    log('FAIL: contender (i) made other than one token-endpoint call per session and expiry, or had failed requests')
+  }
+  return stormFailures > 0 || (report.refresh && !report.refresh.pass) ? 1 : 0
 }
 
 main().then(

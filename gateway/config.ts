@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { z } from 'zod'
 import { readClientPrivateKey } from './auth/client-key.js'
+import { parseByteSize } from './byte-size.js'
 
 export type TrustProxy = boolean | number | string[]
 
@@ -70,6 +71,21 @@ const nativeRedirectUris = z.string().optional().transform((value, ctx) => {
     uris.push(item)
   }
   return uris
+})
+
+/** The session cache's budget (estimated heap bytes); a budget smaller than a few hundred sessions is a mistyped unit. */
+const MIN_SESSION_CACHE_MEMORY = 1024 * 1024
+const sessionCacheMemory = z.string().transform((value, ctx) => {
+  const bytes = parseByteSize(value)
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size: a number with an optional unit b, kb, mb or gb (powers of 1024), e.g. 64mb` })
+    return z.NEVER
+  }
+  if (bytes !== 0 && bytes < MIN_SESSION_CACHE_MEMORY) {
+    ctx.addIssue({ code: 'custom', message: `must be 0 (cache off) or at least 1mb; "${value}" is ${bytes} bytes` })
+    return z.NEVER
+  }
+  return bytes
 })
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform(v => v === 'true' || v === '1')
@@ -160,7 +176,8 @@ const variablesSchema = z.object({
   SESSION_COOKIE_NAME: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a valid cookie name').optional(),
   SESSION_COOKIE_SAMESITE: z.enum(['lax', 'strict', 'Lax', 'Strict']).transform(v => v.toLowerCase() as 'lax' | 'strict').default('lax'),
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
-  SESSION_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
+  SESSION_CACHE_MEMORY: sessionCacheMemory.default(64 * 1024 * 1024),
+  SESSION_CACHE_SIZE: z.coerce.number().int().min(0).optional(),
   SESSION_ABSOLUTE_TIMEOUT: seconds.default(43200),
   OIDC_ISSUER: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   OIDC_CLIENT_ID: z.string().min(1),
@@ -453,8 +470,13 @@ const configSchema = variablesSchema.transform((e, ctx) => {
     sessionSecrets: e.SESSION_SECRET,
     cookie: { name: cookieName, secure, sameSite: e.SESSION_COOKIE_SAMESITE },
     idleTimeoutSeconds: e.SESSION_IDLE_TIMEOUT,
-    /** Opened sessions kept in process per instance (Redis store only); 0 turns the cache off. */
-    sessionCacheSize: e.SESSION_CACHE_SIZE,
+    /**
+     * The in-process cache of opened sessions, per instance (Redis store only): a budget of estimated
+     * heap bytes and an optional cap on their number. Undefined: off (either set to 0).
+     */
+    sessionCache: e.SESSION_CACHE_MEMORY === 0 || e.SESSION_CACHE_SIZE === 0
+      ? undefined
+      : { maxBytes: e.SESSION_CACHE_MEMORY, ...(e.SESSION_CACHE_SIZE !== undefined ? { maxEntries: e.SESSION_CACHE_SIZE } : {}) },
     absoluteTimeoutSeconds: e.SESSION_ABSOLUTE_TIMEOUT,
     oidc: {
       issuer: e.OIDC_ISSUER,

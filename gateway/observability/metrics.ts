@@ -9,6 +9,14 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
+/** What the session cache counts (see `SessionCacheStats` in session/session-cache.ts). */
+export interface SessionCacheCounts {
+  readonly hits: number
+  readonly misses: number
+  readonly entries: number
+  readonly bytes: number
+}
+
 export interface GatewayMetrics {
   registry: Registry
   /**
@@ -51,8 +59,12 @@ export interface GatewayMetrics {
   stepUpChallenges: Counter<'source'>
   /** Reports the number of stored sessions at scrape time (cached briefly: counting can scan). */
   trackSessions (count: () => Promise<number>): void
-  /** Reports at scrape time whether the session cache is trusted (its invalidation channel up). */
-  trackSessionCache (cache: { readonly trusted: boolean }): void
+  /**
+   * Reports at scrape time whether the session cache is trusted (its invalidation channel up), its
+   * hits and misses, and what it holds. The cache counts in plain integers: a hit on the hot path
+   * costs an increment, not a metrics call.
+   */
+  trackSessionCache (cache: { readonly trusted: boolean, readonly stats: SessionCacheCounts }): void
 }
 
 const SESSION_COUNT_CACHE_MS = 15_000
@@ -165,6 +177,34 @@ export function createMetrics (): GatewayMetrics {
         registers,
         collect () { this.set(cache.trusted ? 1 : 0) },
       })
+      const { stats } = cache
+      /* eslint-disable no-new -- registered with the registry, which keeps them */
+      new Counter({
+        name: 'bff_session_cache_hits_total',
+        help: 'Session lookups answered from the in-process cache (no Redis read, no decryption)',
+        registers,
+        // The cache's own count is the total: the counter is set to it, not added to.
+        collect () { this.reset(); this.inc(stats.hits) },
+      })
+      new Counter({
+        name: 'bff_session_cache_misses_total',
+        help: 'Session lookups on a trusted cache that found nothing usable (not cached, expired, evicted), so read from the store; lookups while the cache is distrusted are neither hits nor misses',
+        registers,
+        collect () { this.reset(); this.inc(stats.misses) },
+      })
+      new Gauge({
+        name: 'bff_session_cache_entries',
+        help: 'Sessions held in the in-process cache',
+        registers,
+        collect () { this.set(stats.entries) },
+      })
+      new Gauge({
+        name: 'bff_session_cache_bytes',
+        help: 'Estimated heap bytes of the sessions held in the in-process cache, counted against SESSION_CACHE_MEMORY',
+        registers,
+        collect () { this.set(stats.bytes) },
+      })
+      /* eslint-enable no-new */
     },
   }
 }

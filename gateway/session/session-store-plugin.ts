@@ -69,8 +69,8 @@ async function sessionStorePlugin (app: FastifyInstance, options: SessionStorePl
   const { config } = options
   const { metrics, audit, oidc } = app
   // The cache needs the invalidation channel, which needs Redis: none with the memory store.
-  const cache = !options.store && config.sessionStore === 'redis' && config.sessionCacheSize > 0
-    ? createSessionCache({ maxEntries: config.sessionCacheSize, ttlMs: SESSION_CACHE_TTL_MS })
+  const cache = !options.store && config.sessionStore === 'redis' && config.sessionCache
+    ? createSessionCache({ ...config.sessionCache, ttlMs: SESSION_CACHE_TTL_MS })
     : undefined
   const listeners: Array<(invalidation: Invalidation) => void> = []
   const announce = (invalidation: Invalidation) => { for (const listener of listeners) listener(invalidation) }

@@ -63,4 +63,24 @@ describe('the benchmark schedule', () => {
     const manySizes = all.filter(c => ['b', 'f', 'g'].includes(c.key))
     expect(order(0, 4, 2, manySizes)).toBe('gfb bfg')
   })
+
+  it('puts the refresh contender (i) after (e), keeping the gateway beside the bare proxy and the express stack', () => {
+    const withRefresh = [...contenders, { key: 'e' as ContenderKey }, { key: 'i' as ContenderKey }]
+    expect(order(0, 6, 2, withRefresh)).toBe('abdcei iecdba abdcei')
+  })
+
+  it('runs every contender of the table in one order, (d) between (b) and (c), reversed every other group', () => {
+    const all = (['i', 'h', 'g', 'f', 'e', 'd', 'c', 'b', 'a'] as ContenderKey[]).map(key => ({ key }))
+    expect(order(0, 6, 2, all)).toBe('ahgfbdcei iecdbfgha ahgfbdcei')
+    for (const group of order(1, 6, 2, all).split(' ')) {
+      expect(group).toMatch(/fbd|dbf/)
+      expect(group).toMatch(/bdc|cdb/)
+    }
+  })
+
+  it('alternates the two sign-in contenders in slices of their own', () => {
+    const logins = (['m', 'l'] as ContenderKey[]).map(key => ({ key }))
+    expect(order(0, 6, 2, logins)).toBe('lm ml lm')
+    expect(order(1, 6, 2, logins)).toBe('ml lm ml')
+  })
 })

@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest'
 import { parseSettings, SettingsError } from '../../bench/settings.js'
 
 describe('the benchmark settings', () => {
-  it('runs 9 rounds of 6 s by default, the pair in 2 s slices', () => {
+  it('runs 7 rounds of 6 s by default, the pair in 2 s slices', () => {
     const settings = parseSettings([], {})
-    expect(settings).toMatchObject({ rounds: 9, durationSeconds: 6, sliceSeconds: 2, control: false, storm: true, resultsName: 'latest' })
+    expect(settings).toMatchObject({ rounds: 7, durationSeconds: 6, sliceSeconds: 2, control: false, storm: true, resultsName: 'latest' })
+    // Nine contenders in the table: 7 rounds keep the full run near 11 minutes; BENCH_ROUNDS gives more.
+    expect(parseSettings([], { BENCH_ROUNDS: '9' }).rounds).toBe(9)
   })
 
   it('refuses a slice that does not divide the round into whole slices', () => {
@@ -46,5 +48,28 @@ describe('the benchmark settings', () => {
     expect(() => parseSettings(['--sessions', '5e4'], {})).toThrow(SettingsError)
     expect(() => parseSettings(['--sessions=1000,'], {})).toThrow(SettingsError)
     expect(() => parseSettings([], { BENCH_SESSIONS: 'many' })).toThrow(SettingsError)
+  })
+
+  it('runs the refresh contender (i) and the sign-ins (l, m) by default, each with a flag to skip it', () => {
+    expect(parseSettings([], {})).toMatchObject({ refresh: true, login: true, refreshSessions: 200, refreshTokenTtlSeconds: 5, refreshesPerSecond: 10, loginConcurrency: 8, loginRounds: 5 })
+    expect(parseSettings(['--quick'], {})).toMatchObject({ refresh: true, login: true, refreshSessions: 100, loginRounds: 1 })
+    expect(parseSettings(['--no-refresh', '--no-login'], {})).toMatchObject({ refresh: false, login: false, storm: true })
+    expect(parseSettings(['--control'], {})).toMatchObject({ refresh: false, login: false })
+    // Several numbers of sessions measure only (b), (f) and (g).
+    expect(parseSettings(['--many-sizes'], {})).toMatchObject({ refresh: false, login: false, storm: false })
+    expect(parseSettings(['--sessions', '5000'], {})).toMatchObject({ refresh: true, login: true, sessions: [5000] })
+  })
+
+  it('keeps the refresh contender\'s tokens alive longer than any one load run, so no session expires twice in one', () => {
+    expect(() => parseSettings([], { BENCH_REFRESH_TTL: '3' })).toThrow(/BENCH_REFRESH_TTL/)
+    expect(parseSettings([], { BENCH_REFRESH_TTL: '4' }).refreshTokenTtlSeconds).toBe(4)
+    expect(parseSettings([], { BENCH_DURATION: '6', BENCH_SLICE: '6' }).refreshTokenTtlSeconds).toBe(8)
+  })
+
+  it('asks for two runs\' worth of refresh sessions at the least', () => {
+    // A 3 s warm-up at 10 per second: 10 active + 25 arriving, twice.
+    expect(() => parseSettings([], { BENCH_REFRESH_SESSIONS: '69' })).toThrow(/at least 70/)
+    expect(parseSettings([], { BENCH_REFRESH_SESSIONS: '70' }).refreshSessions).toBe(70)
+    expect(parseSettings([], { BENCH_REFRESH_RATE: '100' }).refreshSessions).toBe(2 * (10 + 250))
   })
 })

@@ -133,6 +133,35 @@ describe('configuration', () => {
     expect(problems.map(problem => problem.split(':')[0])).toEqual(['SHUTDOWN_DELAY', 'SHUTDOWN_TIMEOUT', 'MAX_EVENT_LOOP_DELAY'])
   })
 
+  it('sizes the session cache by memory, 64 MiB by default, with no cap on the count unless SESSION_CACHE_SIZE sets one', () => {
+    expect(loadConfig(valid).sessionCache).toEqual({ maxBytes: 64 * 1024 * 1024 })
+    expect(loadConfig({ ...valid, SESSION_CACHE_MEMORY: '512mb' }).sessionCache).toEqual({ maxBytes: 512 * 1024 * 1024 })
+    expect(loadConfig({ ...valid, SESSION_CACHE_MEMORY: '1.5GiB', SESSION_CACHE_SIZE: '200000' }).sessionCache)
+      .toEqual({ maxBytes: 1.5 * 1024 ** 3, maxEntries: 200_000 })
+  })
+
+  it.each([
+    ['SESSION_CACHE_SIZE', '0'],
+    ['SESSION_CACHE_MEMORY', '0'],
+  ])('turns the session cache off with %s=0', (name, value) => {
+    expect(loadConfig({ ...valid, [name]: value }).sessionCache).toBeUndefined()
+  })
+
+  it.each([
+    ['lots', '"lots" is not a size: a number with an optional unit b, kb, mb or gb (powers of 1024), e.g. 64mb'],
+    ['-64mb', '"-64mb" is not a size: a number with an optional unit b, kb, mb or gb (powers of 1024), e.g. 64mb'],
+    ['64xb', '"64xb" is not a size: a number with an optional unit b, kb, mb or gb (powers of 1024), e.g. 64mb'],
+    ['64', 'must be 0 (cache off) or at least 1mb; "64" is 64 bytes'],
+    ['512kb', 'must be 0 (cache off) or at least 1mb; "512kb" is 524288 bytes'],
+  ])('refuses SESSION_CACHE_MEMORY=%s, saying why', async (value, message) => {
+    expect(await problemsOf({ ...valid, SESSION_CACHE_MEMORY: value })).toEqual([`SESSION_CACHE_MEMORY: ${message}`])
+  })
+
+  it('refuses a SESSION_CACHE_SIZE that is not a whole number of sessions', async () => {
+    expect((await problemsOf({ ...valid, SESSION_CACHE_SIZE: '10k' }))[0]).toMatch(/^SESSION_CACHE_SIZE: /)
+    expect((await problemsOf({ ...valid, SESSION_CACHE_SIZE: '-1' }))[0]).toMatch(/^SESSION_CACHE_SIZE: /)
+  })
+
   it('lists every problem at once', async () => {
     const problems = await problemsOf({ PUBLIC_URL: 'nope' })
     expect(problems.length).toBeGreaterThanOrEqual(6)
@@ -282,12 +311,13 @@ describe('tracing (OpenTelemetry\'s standard variables)', () => {
 
 describe('gateway process start-up with a bad configuration', () => {
   it('exits non-zero before listening, one plain line per problem naming the variable, no secret echoed', () => {
-    const env = { PATH: process.env.PATH, ...valid, OIDC_CLIENT_ID: '', ADMIN_TOKEN: 'tiny-secret-value' }
+    const env = { PATH: process.env.PATH, ...valid, OIDC_CLIENT_ID: '', ADMIN_TOKEN: 'tiny-secret-value', SESSION_CACHE_MEMORY: '64 gigs' }
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'gateway/server.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 })
     expect(result.status).not.toBe(0)
     const lines = result.stderr.trim().split('\n').filter(l => !l.startsWith('npm warn'))
     expect(lines).toContain('config error: OIDC_CLIENT_ID: is required')
     expect(lines).toContain('config error: ADMIN_TOKEN: must be at least 32 characters')
+    expect(lines).toContain('config error: SESSION_CACHE_MEMORY: "64 gigs" is not a size: a number with an optional unit b, kb, mb or gb (powers of 1024), e.g. 64mb')
     expect(result.stderr).not.toContain('tiny-secret-value')
     expect(result.stdout).not.toContain('listener')
   })
