@@ -96,6 +96,9 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
       sessions.set(session.handle, { value: copy({ ...session, version: 1 }), expiresAt: now() + ttlMs })
       index(byUser, session.meta.sub, session.handle)
       if (session.meta.sid !== undefined) index(bySid, session.meta.sid, session.handle)
+      // As the Redis store: the epoch as it stands once the session is indexed (one process, so
+      // no bump can fall between the two).
+      return live(epochs, session.meta.sub) ?? 0
     },
     async get (handle) {
       const session = live(sessions, handle)

@@ -53,12 +53,14 @@ redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`
 
+// Adds a session to its user's index (KEYS[1]) and answers the user's epoch (KEYS[2], the same
+// `{u:<sub>}` slot) as it stands right after: see the session manager's `create`.
 const INDEX_ADD = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
-return 1`
+return tonumber(redis.call('GET', KEYS[2]) or '0')`
 
 const IF_OWNER_PEXPIRE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -71,7 +73,7 @@ return redis.call('DEL', KEYS[1])`
 interface ScriptCommands {
   bffReplaceIfVersion (key: string, expected: string, next: string, meta: string, sealed: string, ttlMs: number): Promise<number>
   bffTouchIfExists (key: string, seen: number, ttlMs: number): Promise<number>
-  bffIndexAdd (key: string, now: number, score: number, member: string): Promise<number>
+  bffIndexAdd (indexKey: string, epochKey: string, now: number, score: number, member: string): Promise<number>
   bffIfOwnerPexpire (key: string, owner: string, ttlMs: number): Promise<number>
   bffIfOwnerDel (key: string, owner: string): Promise<number>
   bffRevokeIfLive (key: string, reason: string): Promise<string | null>
@@ -93,9 +95,12 @@ export const STORE_SCRIPTS: Readonly<Record<keyof ScriptCommands, string>> = {
   bffSetAddWithTtl: SET_ADD_WITH_TTL,
 }
 
+/** The scripts that take more than one key (all of them in one slot). */
+const SCRIPT_KEYS: Partial<Record<keyof ScriptCommands, number>> = { bffIndexAdd: 2 }
+
 function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommands {
   for (const [name, lua] of Object.entries(STORE_SCRIPTS)) {
-    redis.defineCommand(name, { numberOfKeys: 1, lua })
+    redis.defineCommand(name, { numberOfKeys: SCRIPT_KEYS[name as keyof ScriptCommands] ?? 1, lua })
   }
   return redis as RedisConnection & ScriptCommands
 }
@@ -203,10 +208,12 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
         .hset(key, { v: '1', meta: JSON.stringify(session.meta), sealed: session.sealed, seen: String(session.lastSeenAt) })
         .pexpire(key, ttlMs)
         .exec()
-      await redis.bffIndexAdd(keyFor.userSessions(session.meta.sub), Date.now(), session.meta.absoluteExpiresAt, session.handle)
+      const { sub } = session.meta
+      const epoch = await redis.bffIndexAdd(keyFor.userSessions(sub), keyFor.userEpoch(sub), Date.now(), session.meta.absoluteExpiresAt, session.handle)
       if (session.meta.sid !== undefined) {
         await redis.bffSetAddWithTtl(keyFor.sidSessions(session.meta.sid), session.handle, session.meta.absoluteExpiresAt - Date.now())
       }
+      return epoch
     }),
     get: (handle) => guarded(() => readSession(handle)),
     replace: (handle, expectedVersion, next, ttlMs) => guarded(async () => {
@@ -249,9 +256,12 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       else await redis.del(keyFor.accountDisabled(sub))
     }),
     revokeByUser: (sub, reason) => guarded(async () => {
-      const handles = await redis.zrange(keyFor.userSessions(sub), 0, -1)
+      const index = keyFor.userSessions(sub)
+      const handles = await redis.zrange(index, 0, -1)
       const revoked = await Promise.all(handles.map(h => revoke(h, reason)))
-      await redis.del(keyFor.userSessions(sub))
+      // Only the handles read: a session indexed since (a login finishing now) must stay in the
+      // index, where the next "log out everywhere" finds it (deleting the key would lose it).
+      if (handles.length > 0) await redis.zrem(index, ...handles)
       await announce(invalidationMessage.user(sub))
       return handles.filter((_, i) => revoked[i])
     }),

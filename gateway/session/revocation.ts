@@ -11,8 +11,10 @@
  * once: that request holds the cookie's key, so the tokens can be read.
  * Sessions ended from elsewhere become tombstones; their refresh token is
  * revoked when their browser next shows up (the session manager does that).
- * Ending every session of a user also bumps the user's epoch, which ends any
- * session an index missed and makes the next login re-authenticate.
+ * Ending every session of a user first bumps the user's epoch, then revokes
+ * what the user's index holds: a login finishing meanwhile ends itself when it
+ * sees the new epoch (sessions.ts `create`), and a session the index lost ends
+ * at its next activity touch.
  */
 import type { Audit } from '../observability/audit.js'
 import type { ActiveSession, LoginIdentity } from './sessions.js'
@@ -88,8 +90,10 @@ export function createRevocation (options: RevocationOptions): Revocation {
   async function revokeUser (sub: string, except: string | undefined, reason: RevocationReason): Promise<number> {
     let revoked: number
     if (except === undefined) {
-      revoked = (await index.revokeByUser(sub, reason)).length
+      // The epoch first, then the index: a login finishing meanwhile is then either in the index
+      // when it is read or sees the new epoch once indexed, and ends itself (sessions.ts `create`).
       await index.bumpUserEpoch(sub, options.epochTtlMs)
+      revoked = (await index.revokeByUser(sub, reason)).length
     } else {
       revoked = 0
       for (const session of await index.listByUser(sub)) {

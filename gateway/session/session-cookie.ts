@@ -40,5 +40,16 @@ export function decodeSessionCookie (raw: string | undefined, crypto: SessionCry
   const [id, key, extra] = value.split('.')
   if (extra !== undefined || !id || !key) return undefined
   if (id.length !== ID_CHARS || key.length !== KEY_CHARS || !BASE64URL.test(id) || !BASE64URL.test(key)) return undefined
-  return { id, key: Buffer.from(key, 'base64url'), handle: handleOf(id) }
+  return { id, key: keyBytes(key), handle: handleOf(id) }
+}
+
+/**
+ * The key in a buffer of its own. `Buffer.from(string)` takes small buffers from Node's shared
+ * pool (a 64 KB slab on Node 26): a key kept as long as its session is remembered (verified
+ * cookies, the session cache) would keep its whole slab alive, tens of KB per remembered session.
+ */
+function keyBytes (encoded: string): Buffer {
+  const bytes = Buffer.alloc(KEY_BYTES)
+  bytes.write(encoded, 'base64url')
+  return bytes
 }

@@ -11,6 +11,8 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, ran
 
 interface DerivedSecret {
   kid: string
+  /** Its place in SESSION_SECRET: where its data keys are remembered for a session key. */
+  position: number
   signingKey: Buffer
   encryptionKey: Buffer
 }
@@ -35,8 +37,9 @@ const hkdf = (secret: string, info: string, salt: Buffer = Buffer.alloc(0)) =>
 
 export function createSessionCrypto (secrets: readonly string[]): SessionCrypto {
   if (secrets.length === 0) throw new Error('at least one session secret is required')
-  const derived: DerivedSecret[] = secrets.map(secret => ({
+  const derived: DerivedSecret[] = secrets.map((secret, position) => ({
     kid: createHash('sha256').update(`bff-kid:${secret}`).digest('base64url').slice(0, 8),
+    position,
     signingKey: hkdf(secret, 'bff/cookie-signing'),
     encryptionKey: hkdf(secret, 'bff/session-encryption'),
   }))
@@ -44,8 +47,24 @@ export function createSessionCrypto (secrets: readonly string[]): SessionCrypto 
   const byKid = new Map(derived.map(d => [d.kid, d]))
 
   const mac = (key: Buffer, value: string) => createHmac('sha256', key).update(value).digest('base64url')
-  const dataKey = (secret: DerivedSecret, sessionKey: Buffer) =>
-    Buffer.from(hkdfSync('sha256', secret.encryptionKey, sessionKey, 'bff/session-data', 32))
+  // A session's data key (HKDF of a secret's encryption key and the cookie's session key) is
+  // derived once per session key object and secret, not per request: the session manager hands
+  // back the very Buffer it decoded for a cookie it verified before (remembered, bounded). Keyed
+  // weakly by that Buffer, a derived key is reachable only through the session key it came from
+  // and lives exactly as long as something holds that key; nothing here needs evicting.
+  const dataKeys = new WeakMap<Buffer, Array<Buffer | undefined>>()
+  function dataKey (secret: DerivedSecret, sessionKey: Buffer): Buffer {
+    let known = dataKeys.get(sessionKey)
+    const remembered = known?.[secret.position]
+    if (remembered) return remembered
+    const key = Buffer.from(hkdfSync('sha256', secret.encryptionKey, sessionKey, 'bff/session-data', 32))
+    if (!known) {
+      known = []
+      dataKeys.set(sessionKey, known)
+    }
+    known[secret.position] = key
+    return key
+  }
 
   return {
     sign (value) {

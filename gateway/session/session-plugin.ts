@@ -94,8 +94,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       }
     }
     if (!sessions.touchDue(session)) return remember(request, session)
-    return sessions.touch(session).then((maxAge) => {
-      if (!fromHeader) request.bffCookieMaxAge = maxAge ?? null
+    return sessions.touch(session).then((touched) => {
+      if (touched.outcome === 'ended') return remember(request, undefined)
+      if (!fromHeader && touched.outcome === 'recorded') request.bffCookieMaxAge = touched.maxAgeSeconds
       return remember(request, session)
     })
   }

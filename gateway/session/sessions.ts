@@ -31,6 +31,15 @@ export function sharesIdpSession (replaced: SessionMeta, replacedBy: LoginIdenti
   return replaced.sub === replacedBy.sub && (replaced.sid === undefined || replacedBy.sid === undefined || replaced.sid === replacedBy.sid)
 }
 
+/** What `touch` came to. */
+export type Touched =
+  /** Recorded too recently: nothing was written. */
+  | { outcome: 'not_due' }
+  /** Activity recorded: re-send the cookie with this Max-Age, so it never outlives the session. */
+  | { outcome: 'recorded', maxAgeSeconds: number }
+  /** The user's sessions were all ended after this one was made: it is now a tombstone. */
+  | { outcome: 'ended' }
+
 export interface NewSession {
   session: ActiveSession
   /** The signed cookie value to send to the browser. */
@@ -68,10 +77,10 @@ export interface SessionManager {
   /** Whether activity is due to be recorded (at most every tenth of the idle window). */
   touchDue (session: ActiveSession): boolean
   /**
-   * Records activity when it is due, extending the idle expiry.
-   * Returns the cookie Max-Age to re-send when it did, so the cookie never outlives the session.
+   * Records activity when it is due, extending the idle expiry, and checks the user's epoch then
+   * (so a session "log out everywhere" missed ends within one touch interval of its use).
    */
-  touch (session: ActiveSession): Promise<number | undefined>
+  touch (session: ActiveSession): Promise<Touched>
   /** Ends a session from its own request (binding, theft): tombstone it and revoke its tokens now. */
   revoke (session: ActiveSession, reason: RevocationReason): Promise<void>
   /** Why the session this cookie named was revoked from elsewhere, if it was. */
@@ -91,6 +100,13 @@ export interface SessionManager {
 /** What the rest of the gateway may do with sessions: every way one ends goes through `revocation.ts`. */
 export type SessionAccess = Omit<SessionManager, 'revoke' | 'forget'>
 
+/**
+ * At most this many verified cookie values are remembered per instance (and at least the half
+ * most recently used). About 0.7 KB each with the data key derived for them: 7 MB at most,
+ * whatever the number of users.
+ */
+export const MAX_VERIFIED_COOKIES = 10_000
+
 export function createSessionManager (options: SessionManagerOptions): SessionManager {
   const { store, crypto } = options
   const now = options.now ?? Date.now
@@ -100,19 +116,29 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
   // (at most a minute) keeps idle expiry accurate to within that slice.
   const touchIntervalMs = Math.min(60_000, Math.floor(idleMs / 10))
 
-  // With a session cache, the signature check (HMAC) and handle hash dominate what is left of a
-  // request's session work; a cookie string verified once is remembered, bounded like the cache.
-  const verifiedCookies = new Map<string, SessionCookieValue>()
-  const maxVerified = options.cache ? 10_000 : 0
-  function decodeVerified (raw: string | undefined): SessionCookieValue | undefined {
-    if (raw === undefined || maxVerified === 0) return decodeSessionCookie(raw, crypto)
-    const known = verifiedCookies.get(raw)
-    if (known) return known
-    const cookie = decodeSessionCookie(raw, crypto)
-    if (cookie) {
-      if (verifiedCookies.size >= maxVerified) verifiedCookies.delete(verifiedCookies.keys().next().value as string)
-      verifiedCookies.set(raw, cookie)
+  // A cookie string verified once is remembered (bounded), with or without a session cache: the
+  // signature check (HMAC) and handle hash are then skipped, and the decoded value's key is the
+  // very Buffer the session crypto remembers its derived data key by, so a request that misses
+  // the session cache does one AES-GCM decryption and no key derivation.
+  // Two generations of half the bound each: when the young one is full, the old one is dropped
+  // whole and the young one takes its place; a cookie found in the old one moves to the young.
+  // O(1) per cookie, with no walk over a Map (evicting a Map's oldest entries one by one leaves
+  // holes that every later `keys().next()` walks again).
+  let youngCookies = new Map<string, SessionCookieValue>()
+  let oldCookies = new Map<string, SessionCookieValue>()
+  function rememberVerified (raw: string, cookie: SessionCookieValue): void {
+    if (youngCookies.size >= MAX_VERIFIED_COOKIES / 2) {
+      oldCookies = youngCookies
+      youngCookies = new Map()
     }
+    youngCookies.set(raw, cookie)
+  }
+  function decodeVerified (raw: string | undefined): SessionCookieValue | undefined {
+    if (raw === undefined) return undefined
+    const young = youngCookies.get(raw)
+    if (young) return young
+    const cookie = oldCookies.get(raw) ?? decodeSessionCookie(raw, crypto)
+    if (cookie) rememberVerified(raw, cookie)
     return cookie
   }
 
@@ -148,6 +174,13 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     if (session) await options.onRevokedSessionSeen(session.secrets, stored.meta, reason)
   }
 
+  /** Tombstones a session from its own request and revokes its tokens now (we hold its key). */
+  async function endOwn (session: ActiveSession, reason: RevocationReason): Promise<void> {
+    await store.revoke(session.handle, reason)
+    const stored = await store.get(session.handle)
+    if (stored) await revokeTokensOnce(stored, session.cookie, reason)
+  }
+
   async function read (cookie: SessionCookieValue): Promise<ActiveSession | undefined> {
     const stored = await store.get(cookie.handle)
     if (!stored) return undefined
@@ -160,12 +193,9 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       await revokeTokensOnce(stored, cookie, stored.revoked)
       return undefined
     }
-    // "Log this user out everywhere" is one epoch bump; it also ends sessions an index missed.
-    if ((stored.meta.epoch ?? 0) < await store.userEpoch(stored.meta.sub)) {
-      await store.revoke(stored.handle, 'epoch')
-      await revokeTokensOnce(stored, cookie, 'epoch')
-      return undefined
-    }
+    // The user's epoch is not read here: a read is one command (HGETALL), in one Cluster slot.
+    // "Log this user out everywhere" reaches every session through the user's index, which no
+    // session can miss (see `create`); the epoch is looked at again only at the activity touch.
     const session = open(stored, cookie)
     if (session && crypto.isStale(stored.sealed)) {
       // Re-encrypt under the newest secret so an old one can be retired without logging anyone out.
@@ -182,7 +212,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       const meta: SessionMeta = { ...identity, createdAt: at, absoluteExpiresAt: at + absoluteMs, epoch }
       const full: SessionSecrets = { ...secrets, csrfToken: randomBytes(32).toString('base64url') }
       const sealed = crypto.seal(JSON.stringify(full), cookie.key, cookie.handle)
-      await store.create({ handle: cookie.handle, meta, sealed, lastSeenAt: at }, ttlMs(meta, at))
+      const epochOnceIndexed = await store.create({ handle: cookie.handle, meta, sealed, lastSeenAt: at }, ttlMs(meta, at))
       const session: ActiveSession = {
         handle: cookie.handle,
         version: 1,
@@ -192,7 +222,20 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
         secrets: full,
         cookie,
       }
-      return { session, cookieValue: encodeSessionCookie(cookie, crypto), maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
+      // "Log this user out everywhere" (revocation.ts) bumps the user's epoch FIRST, then revokes
+      // every session in the user's index. The store answers with the epoch read right after this
+      // session was indexed. The epoch and the index share the `{u:<sub>}` hash tag, so one Redis
+      // node (one thread, or one process for the memory store) orders the bump, the revoker's
+      // index read, our index write and our epoch read. Either our epoch read came before the
+      // bump, and then so did our index write, which the revoker's index read (after its bump)
+      // sees: it revokes this session; or it came after the bump and shows it, and we tombstone
+      // the session here. Either way no session created before the bump outlives it, and no
+      // request has to read the epoch to be sure of that.
+      if (epochOnceIndexed > epoch) await endOwn(session, 'epoch')
+      const cookieValue = encodeSessionCookie(cookie, crypto)
+      // Its first request skips the signature check and the key derivation (seal derived it).
+      rememberVerified(cookieValue, cookie)
+      return { session, cookieValue, maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
     },
     load (rawCookie) {
       const cookie = decodeVerified(rawCookie)
@@ -221,17 +264,20 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     },
     async touch (session) {
       const at = now()
-      if (at - session.lastSeenAt < touchIntervalMs) return undefined
-      await store.touch(session.handle, at, ttlMs(session.meta, at))
+      if (at - session.lastSeenAt < touchIntervalMs) return { outcome: 'not_due' }
+      // The user's epoch beside the touch (another slot, so sent alongside, not after it): a
+      // session the user's index lost (Redis lost the write in a failover, or an operator deleted
+      // the key) is still ended by "log out everywhere", at its first touch after it.
+      const [, userEpoch] = await Promise.all([store.touch(session.handle, at, ttlMs(session.meta, at)), store.userEpoch(session.meta.sub)])
+      if ((session.meta.epoch ?? 0) < userEpoch) {
+        await endOwn(session, 'epoch')
+        return { outcome: 'ended' }
+      }
       session.lastSeenAt = at
       session.idleExpiresAt = Math.min(at + idleMs, session.meta.absoluteExpiresAt)
-      return manager.cookieMaxAgeSeconds(session)
+      return { outcome: 'recorded', maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
     },
-    async revoke (session, reason) {
-      await store.revoke(session.handle, reason)
-      const stored = await store.get(session.handle)
-      if (stored) await revokeTokensOnce(stored, session.cookie, reason)
-    },
+    revoke: endOwn,
     async revocationOf (rawCookie) {
       const cookie = decodeSessionCookie(rawCookie, crypto)
       return cookie ? (await store.get(cookie.handle))?.revoked : undefined

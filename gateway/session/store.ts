@@ -59,8 +59,13 @@ export interface StoredSession {
  * compare-and-set, ended by destroy (its own browser) or revoke (from elsewhere).
  */
 export interface SessionRecords {
-  /** Stores a new session at version 1 and indexes it under its user (and IdP session). */
-  create (session: Omit<StoredSession, 'version'>, ttlMs: number): Promise<void>
+  /**
+   * Stores a new session at version 1 and indexes it under its user (and IdP session); resolves
+   * with the user's epoch as it stood once the session was in the user's index (read after the
+   * index write, on the same node): how the session manager tells that "log out everywhere" ran
+   * meanwhile and may have missed it.
+   */
+  create (session: Omit<StoredSession, 'version'>, ttlMs: number): Promise<number>
   get (handle: string): Promise<StoredSession | undefined>
   /** Compare-and-set: writes only if the stored version is still `expectedVersion`. */
   replace (handle: string, expectedVersion: number, next: Pick<StoredSession, 'meta' | 'sealed'>, ttlMs: number): Promise<boolean>
@@ -77,7 +82,10 @@ export interface UserSessionIndex {
   listByUser (sub: string): Promise<StoredSession[]>
   /** Handles of live sessions that carry this IdP session id. */
   listBySid (sid: string): Promise<string[]>
-  /** Revokes every live session of a user; returns the handles revoked. */
+  /**
+   * Revokes every live session of a user (those in the user's index); returns the handles revoked.
+   * A session indexed meanwhile stays in the index (it is only ever removed handle by handle).
+   */
   revokeByUser (sub: string, reason: RevocationReason): Promise<string[]>
   /** Revokes every live session; returns how many. */
   revokeAll (reason: RevocationReason): Promise<number>

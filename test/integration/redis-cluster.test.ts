@@ -21,6 +21,8 @@ import { createRedisStore } from '../../gateway/session/redis-store.js'
 import type { SessionStore, StoredSession } from '../../gateway/session/store.js'
 import { createSessionCache } from '../../gateway/session/session-cache.js'
 import { subscribeInvalidations } from '../../gateway/session/invalidation.js'
+import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
+import { createSessionManager } from '../../gateway/session/sessions.js'
 
 const HOUR = 3_600_000
 
@@ -125,7 +127,42 @@ describe('the session store on a three-master cluster', () => {
     expect(await store.destroy('h{1}')).toBe(true)
     expect(await store.listByUser('we{ird}')).toEqual([])
   })
+
+  it('reads a session that is not cached with one command, the HGETALL of its hash, whichever master holds it', async () => {
+    const { store, ready } = clusterStore(cluster)
+    await ready
+    const crypto = createSessionCrypto(['cluster-test-session-secret-0123456789-abcd'])
+    const instance = () => createSessionManager({ store, crypto, idleTimeoutSeconds: 1800, absoluteTimeoutSeconds: 43_200 })
+    const tokens = { accessToken: 'access', refreshToken: 'refresh', accessTokenExpiresAt: Date.now() + HOUR, claims: {}, roles: ['user'] }
+    const { cookieValue } = await instance().create({ sub: 'alice', sid: 'idp-alice', ip: '127.0.0.1', userAgent: 'test' }, tokens)
+    // Another instance, without a session cache: every request reads the store.
+    const reader = instance()
+    for (let i = 0; i < 3; i++) {
+      const before = await commandCallsOn(cluster)
+      expect((await reader.load(cookieValue))?.meta.sub).toBe('alice')
+      const after = await commandCallsOn(cluster)
+      const ran = Object.fromEntries([...after].map(([command, calls]) => [command, calls - (before.get(command) ?? 0)]).filter(([, more]) => Number(more) > 0))
+      expect(ran).toEqual({ hgetall: 1 })
+    }
+    await store.destroyAll()
+  })
 })
+
+/**
+ * Calls per command summed over the masters; INFO (how we ask) and CLUSTER (the client's slot map
+ * refreshes, on a timer of its own) left out.
+ */
+async function commandCallsOn (cluster: RedisCluster): Promise<Map<string, number>> {
+  const calls = new Map<string, number>()
+  for (const node of cluster.nodes) {
+    for (const match of (await cluster.client(node).info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      const command = match[1]!
+      if (command === 'info' || command.startsWith('cluster')) continue
+      calls.set(command, (calls.get(command) ?? 0) + Number(match[2]))
+    }
+  }
+  return calls
+}
 
 describe('a cluster connection made before the cluster is formed', () => {
   it('fails closed while there is no cluster and works once it is formed, without a restart', async () => {

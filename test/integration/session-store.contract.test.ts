@@ -226,6 +226,15 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       expect(await store.userEpoch('carol')).toBe(2)
       expect(await store.userEpoch('dave')).toBe(0)
     })
+
+    it('answers a new session with its user\'s epoch as it stands once the session is indexed', async () => {
+      expect(await store.create(session('e1', 'erin'), HOUR)).toBe(0)
+      await store.bumpUserEpoch('erin', HOUR)
+      await store.bumpUserEpoch('erin', HOUR)
+      expect(await store.create(session('e2', 'erin'), HOUR)).toBe(2)
+      expect(await store.create(session('e3', 'frank'), HOUR)).toBe(0)
+      expect((await store.listByUser('erin')).map(s => s.handle).sort()).toEqual(['e1', 'e2'])
+    })
   })
 
   describe('session marks', () => {

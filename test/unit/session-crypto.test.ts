@@ -37,6 +37,12 @@ describe('session cookie value', () => {
     expect(decodeSessionCookie(raw, crypto)).toBeUndefined()
   })
 
+  it('decodes the key into memory of its own, never a slice of Node\'s shared buffer pool (a remembered cookie would keep the whole slab alive)', () => {
+    const decoded = decodeSessionCookie(encodeSessionCookie(newSessionCookieValue(), crypto), crypto)!
+    expect(decoded.key.byteLength).toBe(32)
+    expect(decoded.key.buffer.byteLength).toBe(32)
+  })
+
   it('refuses a cookie whose signature was tampered with', () => {
     const encoded = encodeSessionCookie(newSessionCookieValue(), crypto)
     const last = encoded.at(-1) === 'A' ? 'B' : 'A'

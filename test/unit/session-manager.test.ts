@@ -12,7 +12,9 @@ import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
 import { decodeSessionCookie } from '../../gateway/session/session-cookie.js'
 import { createSessionManager, type SessionManager, type SessionManagerOptions, type SessionSecrets } from '../../gateway/session/sessions.js'
 import type { RevocationReason, SessionMeta, SessionStore } from '../../gateway/session/store.js'
+import { createRevocation } from '../../gateway/session/revocation.js'
 import { fakeClock, type FakeClock } from '../helpers/fake-clock.js'
+import { testRevocation } from '../helpers/revocation.js'
 
 const SECRET = 'unit-test-session-secret-0123456789-abcdefgh'
 const NEW_SECRET = 'unit-test-session-secret-rotated-0123456789'
@@ -161,10 +163,10 @@ describe('session manager: touch', () => {
     const { cookieValue, session } = await sessions.create(ALICE, TOKENS)
     const createdAt = clock.now()
     clock.advance(intervalMs - 1)
-    expect(await sessions.touch((await sessions.load(cookieValue))!)).toBeUndefined()
+    expect(await sessions.touch((await sessions.load(cookieValue))!)).toEqual({ outcome: 'not_due' })
     expect((await store.get(session.handle))?.lastSeenAt).toBe(createdAt)
     clock.advance(1)
-    expect(await sessions.touch((await sessions.load(cookieValue))!)).toBe(idleSeconds)
+    expect(await sessions.touch((await sessions.load(cookieValue))!)).toEqual({ outcome: 'recorded', maxAgeSeconds: idleSeconds })
     expect((await store.get(session.handle))?.lastSeenAt).toBe(clock.now())
   })
 
@@ -173,10 +175,10 @@ describe('session manager: touch', () => {
     const created = await sessions.create(ALICE, TOKENS)
     expect(created.maxAgeSeconds).toBe(1800)
     clock.advance(25 * MINUTE)
-    expect(await sessions.touch((await sessions.load(created.cookieValue))!)).toBe(1800)
+    expect(await sessions.touch((await sessions.load(created.cookieValue))!)).toEqual({ outcome: 'recorded', maxAgeSeconds: 1800 })
     clock.advance(25 * MINUTE)
     const active = (await sessions.load(created.cookieValue))!
-    expect(await sessions.touch(active)).toBe(600)
+    expect(await sessions.touch(active)).toEqual({ outcome: 'recorded', maxAgeSeconds: 600 })
     expect(active.idleExpiresAt).toBe(active.meta.absoluteExpiresAt)
   })
 })
@@ -228,18 +230,74 @@ describe('session manager: a revoked session (tombstone)', () => {
 })
 
 describe('session manager: the user\'s epoch', () => {
-  it('a bump ends every session created before it (tombstone "epoch"), not those created after, nor other users\'', async () => {
+  it('"log out everywhere" ends every session created before it (tombstones), not those created after, nor other users\'', async () => {
     const { sessions, store, seen } = setup()
-    const before = await sessions.create(ALICE, TOKENS)
+    const revocation = testRevocation(store, sessions)
+    const before = [await sessions.create(ALICE, TOKENS), await sessions.create(ALICE, TOKENS)]
     const bob = await sessions.create({ ...ALICE, sub: 'bob', sid: 'idp-session-2' }, TOKENS)
-    await store.bumpUserEpoch('alice', 86_400_000)
+    expect(await revocation.revoke({ sub: 'alice', reason: 'operator' })).toBe(2)
     const after = await sessions.create(ALICE, { ...TOKENS, accessToken: 'access-after' })
 
-    expect(await sessions.load(before.cookieValue)).toBeUndefined()
-    expect((await store.get(before.session.handle))?.revoked).toBe('epoch')
-    expect(seen.map(s => s.reason)).toEqual(['epoch'])
+    for (const { cookieValue, session } of before) {
+      expect(await sessions.load(cookieValue)).toBeUndefined()
+      expect((await store.get(session.handle))?.revoked).toBe('operator')
+    }
+    expect(seen.map(s => s.reason)).toEqual(['operator', 'operator'])
     expect((await sessions.load(after.cookieValue))?.secrets.accessToken).toBe('access-after')
     expect(await sessions.load(bob.cookieValue)).toBeDefined()
+  })
+
+  it('a request that misses the cache asks the store once (its record), never for the user\'s epoch', async () => {
+    const counted = countingStore(createMemoryStore())
+    const { sessions, otherInstance } = setup({ store: counted.store })
+    const { cookieValue } = await sessions.create(ALICE, TOKENS)
+    const other = otherInstance()
+    for (const manager of [sessions, other, other]) {
+      counted.calls.length = 0
+      expect(await manager.load(cookieValue)).toBeDefined()
+      expect(counted.calls).toEqual(['get'])
+    }
+  })
+
+  it('a session the user\'s index lost is ended at its first activity touch after "log out everywhere" (tombstone "epoch", tokens handed over once)', async () => {
+    const { sessions, store, seen, clock } = setup({ idleSeconds: 300 })
+    const { cookieValue, session } = await sessions.create(ALICE, TOKENS)
+    // The index answers nothing, as if Redis had lost the session's entry in it.
+    const lostIndex = createRevocation({
+      records: store,
+      index: { ...store, revokeByUser: async () => [], bumpUserEpoch: store.bumpUserEpoch },
+      revokeOwn: (s, reason) => sessions.revoke(s, reason),
+      forgetCookie: (raw, replacedBy) => sessions.forget(raw, replacedBy),
+      revokeRefreshToken: async () => {},
+      audit: () => {},
+      epochTtlMs: 86_400_000,
+    })
+    await lostIndex.revoke({ sub: 'alice', reason: 'operator' })
+    clock.advance(30 * SECOND)
+    const loaded = (await sessions.load(cookieValue))!
+    expect(sessions.touchDue(loaded)).toBe(true)
+    expect(await sessions.touch(loaded)).toEqual({ outcome: 'ended' })
+    expect((await store.get(session.handle))?.revoked).toBe('epoch')
+    expect(seen.map(s => s.reason)).toEqual(['epoch'])
+    expect(await sessions.load(cookieValue)).toBeUndefined()
+    expect(seen).toHaveLength(1)
+  })
+
+  it('a login whose session was indexed after the user\'s epoch moved past it ends at once (tombstone "epoch", tokens revoked)', async () => {
+    const base = createMemoryStore()
+    // The bump lands between the epoch the login read and its record being stored and indexed.
+    const racing: SessionStore = {
+      ...base,
+      create: async (session, ttlMs) => {
+        await base.bumpUserEpoch(session.meta.sub, 86_400_000)
+        return base.create(session, ttlMs)
+      },
+    }
+    const { sessions, seen } = setup({ store: racing })
+    const { cookieValue, session } = await sessions.create(ALICE, TOKENS)
+    expect((await base.get(session.handle))?.revoked).toBe('epoch')
+    expect(seen.map(s => s.reason)).toEqual(['epoch'])
+    expect(await sessions.load(cookieValue)).toBeUndefined()
   })
 })
 
