@@ -208,11 +208,14 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
         .hset(key, { v: '1', meta: JSON.stringify(session.meta), sealed: session.sealed, seen: String(session.lastSeenAt) })
         .pexpire(key, ttlMs)
         .exec()
-      const { sub } = session.meta
-      const epoch = await redis.bffIndexAdd(keyFor.userSessions(sub), keyFor.userEpoch(sub), Date.now(), session.meta.absoluteExpiresAt, session.handle)
-      if (session.meta.sid !== undefined) {
-        await redis.bffSetAddWithTtl(keyFor.sidSessions(session.meta.sid), session.handle, session.meta.absoluteExpiresAt - Date.now())
-      }
+      const { sub, sid } = session.meta
+      // The record must exist before the user's index names it (a revoker reading the index then
+      // finds it); the IdP-session index has no such tie, so it goes out with the user's, in one
+      // round trip.
+      const [epoch] = await Promise.all([
+        redis.bffIndexAdd(keyFor.userSessions(sub), keyFor.userEpoch(sub), Date.now(), session.meta.absoluteExpiresAt, session.handle),
+        sid === undefined ? undefined : redis.bffSetAddWithTtl(keyFor.sidSessions(sid), session.handle, session.meta.absoluteExpiresAt - Date.now()),
+      ])
       return epoch
     }),
     get: (handle) => guarded(() => readSession(handle)),
