@@ -91,6 +91,18 @@ export interface SessionManager {
 /** What the rest of the gateway may do with sessions: every way one ends goes through `revocation.ts`. */
 export type SessionAccess = Omit<SessionManager, 'revoke' | 'forget'>
 
+/** What sessions sealed by older versions may still carry, though nothing reads it any more. */
+interface RetiredFields {
+  idToken?: string
+}
+
+// Dropped when such a session is opened, so its next re-seal (it is stale: see `isStale`) leaves them out.
+function withoutRetiredFields (secrets: SessionSecrets & RetiredFields): SessionSecrets {
+  if (secrets.idToken === undefined) return secrets
+  const { idToken: _retired, ...current } = secrets
+  return current
+}
+
 export function createSessionManager (options: SessionManagerOptions): SessionManager {
   const { store, crypto } = options
   const now = options.now ?? Date.now
@@ -122,7 +134,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
   function open (stored: StoredSession, cookie: SessionCookieValue): ActiveSession | undefined {
     let secrets: SessionSecrets
     try {
-      secrets = JSON.parse(crypto.unseal(stored.sealed, cookie.key, stored.handle)) as SessionSecrets
+      secrets = withoutRetiredFields(JSON.parse(crypto.unseal(stored.sealed, cookie.key, stored.handle)) as SessionSecrets & RetiredFields)
     } catch {
       return undefined
     }
