@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import type { SessionCrypto } from './session-crypto.js'
 import { keyFor } from './keys.js'
 import { byLastSeen } from './session-view.js'
+import { keptUserAgent } from './session-binding.js'
 import type { SessionCache } from './session-cache.js'
 import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
@@ -191,7 +192,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       const cookie = newSessionCookieValue()
       const at = now()
       const epoch = await store.userEpoch(identity.sub)
-      const meta: SessionMeta = { ...identity, createdAt: at, absoluteExpiresAt: at + absoluteMs, epoch }
+      const meta: SessionMeta = { ...identity, userAgent: keptUserAgent(identity.userAgent), createdAt: at, absoluteExpiresAt: at + absoluteMs, epoch }
       const full: SessionSecrets = { ...secrets, csrfToken: randomBytes(32).toString('base64url') }
       const sealed = crypto.seal(JSON.stringify(full), cookie.key, cookie.handle)
       await store.create({ handle: cookie.handle, meta, sealed, lastSeenAt: at }, ttlMs(meta, at))

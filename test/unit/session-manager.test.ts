@@ -85,6 +85,13 @@ describe('session manager: create, then load from the cookie', () => {
     expect(created.cookieValue).not.toContain(created.session.handle)
   })
 
+  it('keeps the first 256 characters of a User-Agent: a client cannot make its session record as large as it likes', async () => {
+    const { sessions, store } = setup()
+    const userAgent = `Mozilla/5.0 ${'x'.repeat(5000)}`
+    const created = await sessions.create({ ...ALICE, userAgent }, TOKENS)
+    expect((await store.get(created.session.handle))!.meta.userAgent).toBe(userAgent.slice(0, 256))
+  })
+
   it('two sessions of one user are two sessions: each cookie loads its own', async () => {
     const { sessions } = setup()
     const first = await sessions.create(ALICE, TOKENS)
