@@ -58,12 +58,15 @@ function uniqueText (json: string, n: number): string {
 
 const jwtLike = (bytes: number) => randomBytes(bytes).toString('base64url')
 
-/** Shapes a session takes: as logged in, with two narrowed APIs and a DPoP key, without an ID token, with non-Latin-1 claims. */
+/**
+ * Shapes a session takes: as logged in, with two narrowed APIs and a DPoP key, with an ID token of
+ * the mock's size (as sessions kept before it was dropped), with non-Latin-1 claims.
+ */
 function shapes (template: SessionSecrets): Record<string, SessionSecrets> {
-  const { idToken: _idToken, ...withoutIdToken } = template
   const hour = Date.now() + 3_600_000
+  const withIdToken: SessionSecrets & { idToken: string } = { ...template, idToken: jwtLike(820) }
   return {
-    'as logged in (mock IdP: access, refresh, ID token)': template,
+    'as logged in (mock IdP: access and refresh token)': template,
     'plus two narrowed APIs and a DPoP key': {
       ...template,
       audiences: ['https://orders.example', 'https://billing.example'],
@@ -73,7 +76,7 @@ function shapes (template: SessionSecrets): Record<string, SessionSecrets> {
       },
       dpopKey: { kty: 'EC', crv: 'P-256', x: jwtLike(32), y: jwtLike(32), d: jwtLike(32) },
     },
-    'without the ID token': withoutIdToken,
+    'with an ID token (as kept before)': withIdToken,
     'with non-Latin-1 claims': { ...template, claims: { ...template.claims, name: 'Łukasz Żółć-Wiśniewski', family_name: 'Żółć-Wiśniewski' } },
   }
 }

@@ -112,7 +112,6 @@ async function authRoutes (app: FastifyInstance, options: AuthRoutesOptions) {
       secrets: {
         accessToken: tokens.accessToken,
         ...(tokens.refreshToken ? { refreshToken: tokens.refreshToken } : {}),
-        ...(tokens.idToken ? { idToken: tokens.idToken } : {}),
         accessTokenExpiresAt: tokens.accessTokenExpiresAt,
         claims: profileClaims(claims),
         roles: rolesFrom(claims, options.rolesClaim),

@@ -127,7 +127,6 @@ function placeOwnToken (secrets: SessionSecrets, tokens: TokenResult, dpop: bool
   return {
     ...rest,
     accessToken: tokens.accessToken,
-    idToken: tokens.idToken ?? secrets.idToken,
     accessTokenExpiresAt: tokens.accessTokenExpiresAt,
     ...(dpop ? { accessTokenDpop: true } : {}),
   }

@@ -16,15 +16,15 @@ export interface ApiToken {
 
 /**
  * Everything about a session that is encrypted at rest. Kept to what requests need: it is
- * one record, read (and opened) on every request that misses the cache.
+ * one record, read (and opened) on every request that misses the cache, and one per signed-in
+ * user in Redis. The ID token is not among it: once the login has verified it nothing reads it
+ * (the logout URL carries no `id_token_hint`, which would hand it to the browser).
  */
 export interface SessionSecrets {
   accessToken: string
   /** The access token is bound to the session's DPoP key. */
   accessTokenDpop?: true
   refreshToken?: string
-  /** Sessions from before the gateway stopped keeping it (nothing reads it) may still carry one. */
-  idToken?: string
   /** Epoch milliseconds. */
   accessTokenExpiresAt: number
   csrfToken: string

@@ -27,7 +27,7 @@ interface StoredHandoff {
   /** The user's revocation epoch at sign-in: "sign out everywhere" also voids codes in flight. */
   epoch: number
   expiresAt: number
-  /** The grant, sealed under the code. */
+  /** The grant, sealed under the code (base64url of the sealed bytes). */
   sealed: string
 }
 
@@ -71,7 +71,7 @@ export function createHandoffCodes (options: HandoffCodesOptions): HandoffCodes 
         codeChallenge,
         epoch: await epochs.userEpoch(grant.identity.sub),
         expiresAt: now() + ttlMs,
-        sealed: crypto.seal(JSON.stringify(grant), Buffer.from(code, 'base64url'), id),
+        sealed: crypto.seal(JSON.stringify(grant), Buffer.from(code, 'base64url'), id).toString('base64url'),
       }
       await store.saveHandoff(id, JSON.stringify(stored), ttlMs)
       return code

@@ -1,7 +1,7 @@
 /**
  * The Redis session store (standalone, Sentinel or Cluster).
  *
- * Layout: a session is one hash (`v`, `meta`, `sealed`, `seen`; `revoked` on a
+ * Layout: a session is one hash (`v`, `meta`, `sealed` bytes, `seen`; `revoked` on a
  * tombstone; `rr` and `na` for its marks) whose TTL is the session's remaining
  * life; a user's sessions are a sorted set scored by absolute expiry, pruned
  * whenever it is read, so it stays consistent with sessions that simply
@@ -71,7 +71,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`
 
 interface ScriptCommands {
-  bffReplaceIfVersion (key: string, expected: string, next: string, meta: string, sealed: string, ttlMs: number): Promise<number>
+  bffReplaceIfVersion (key: string, expected: string, next: string, meta: string, sealed: Buffer, ttlMs: number): Promise<number>
   bffTouchIfExists (key: string, seen: number, ttlMs: number): Promise<number>
   bffIndexAdd (indexKey: string, epochKey: string, now: number, score: number, member: string): Promise<number>
   bffIfOwnerPexpire (key: string, owner: string, ttlMs: number): Promise<number>
@@ -108,16 +108,18 @@ function defineScripts (redis: RedisConnection): RedisConnection & ScriptCommand
 /** The hash fields that hold a session's marks (see `SessionMarks`). */
 const MARK_FIELD = { refresh: 'rr', forgetAcr: 'na' } as const
 
-function parseSession (handle: string, fields: Record<string, string>): StoredSession | undefined {
+// Read as bytes: `sealed` is binary (the other fields are ASCII or JSON text).
+function parseSession (handle: string, fields: Record<string, Buffer>): StoredSession | undefined {
   if (!fields.v || !fields.meta || !fields.sealed) return undefined
+  const refreshRequests = fields[MARK_FIELD.refresh]
   return {
     handle,
-    version: Number(fields.v),
-    meta: JSON.parse(fields.meta) as SessionMeta,
+    version: Number(fields.v.toString()),
+    meta: JSON.parse(fields.meta.toString()) as SessionMeta,
     sealed: fields.sealed,
-    lastSeenAt: Number(fields.seen ?? 0),
-    ...(fields.revoked ? { revoked: fields.revoked as RevocationReason } : {}),
-    ...(fields[MARK_FIELD.refresh] ? { refreshRequests: Number(fields[MARK_FIELD.refresh]) } : {}),
+    lastSeenAt: Number(fields.seen?.toString() ?? 0),
+    ...(fields.revoked ? { revoked: fields.revoked.toString() as RevocationReason } : {}),
+    ...(refreshRequests ? { refreshRequests: Number(refreshRequests.toString()) } : {}),
     ...(fields[MARK_FIELD.forgetAcr] ? { acrForgotten: true } : {}),
   }
 }
@@ -164,7 +166,7 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
   }
 
   async function readSession (handle: string): Promise<StoredSession | undefined> {
-    return parseSession(handle, await redis.hgetall(keyFor.session(handle)))
+    return parseSession(handle, await redis.hgetallBuffer(keyFor.session(handle)))
   }
 
   async function unindex (handle: string, meta: SessionMeta): Promise<void> {

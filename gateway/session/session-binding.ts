@@ -14,6 +14,17 @@ export interface BindingRules {
 
 export type BindingMismatch = 'user_agent' | 'network'
 
+/**
+ * How much of a User-Agent a session keeps (in its clear `meta`, one per signed-in user in Redis)
+ * and binding compares. Browsers send far less; a client that sends kilobytes does not get to
+ * store them.
+ */
+export const KEPT_USER_AGENT_CHARS = 256
+
+export function keptUserAgent (userAgent: string): string {
+  return userAgent.length > KEPT_USER_AGENT_CHARS ? userAgent.slice(0, KEPT_USER_AGENT_CHARS) : userAgent
+}
+
 function sameNetwork (created: string, current: string, rules: BindingRules): boolean {
   const created4 = created.replace(/^::ffff:/, '')
   const current4 = current.replace(/^::ffff:/, '')
@@ -34,7 +45,8 @@ function sameNetwork (created: string, current: string, rules: BindingRules): bo
 }
 
 export function bindingMismatch (meta: Pick<SessionMeta, 'ip' | 'userAgent'>, client: { ip: string, userAgent: string }, rules: BindingRules): BindingMismatch | undefined {
-  if (meta.userAgent !== client.userAgent) return 'user_agent'
+  // Both sides cut: a session from before the cut keeps its whole User-Agent.
+  if (keptUserAgent(meta.userAgent) !== keptUserAgent(client.userAgent)) return 'user_agent'
   if (!sameNetwork(meta.ip, client.ip, rules)) return 'network'
   return undefined
 }

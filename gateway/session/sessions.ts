@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import type { SessionCrypto } from './session-crypto.js'
 import { keyFor } from './keys.js'
 import { byLastSeen } from './session-view.js'
+import { keptUserAgent } from './session-binding.js'
 import type { SessionCache } from './session-cache.js'
 import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue, type SessionCookieValue } from './session-cookie.js'
 import type { RevocationReason, SessionMeta, SessionStore, StoredSession } from './store.js'
@@ -107,6 +108,18 @@ export type SessionAccess = Omit<SessionManager, 'revoke' | 'forget'>
  */
 export const MAX_VERIFIED_COOKIES = 10_000
 
+/** What sessions sealed by older versions may still carry, though nothing reads it any more. */
+interface RetiredFields {
+  idToken?: string
+}
+
+// Dropped when such a session is opened, so its next re-seal (it is stale: see `isStale`) leaves them out.
+function withoutRetiredFields (secrets: SessionSecrets & RetiredFields): SessionSecrets {
+  if (secrets.idToken === undefined) return secrets
+  const { idToken: _retired, ...current } = secrets
+  return current
+}
+
 export function createSessionManager (options: SessionManagerOptions): SessionManager {
   const { store, crypto } = options
   const now = options.now ?? Date.now
@@ -148,7 +161,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
   function open (stored: StoredSession, cookie: SessionCookieValue): ActiveSession | undefined {
     let secrets: SessionSecrets
     try {
-      secrets = JSON.parse(crypto.unseal(stored.sealed, cookie.key, stored.handle)) as SessionSecrets
+      secrets = withoutRetiredFields(JSON.parse(crypto.unseal(stored.sealed, cookie.key, stored.handle)) as SessionSecrets & RetiredFields)
     } catch {
       return undefined
     }
@@ -209,7 +222,7 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
       const cookie = newSessionCookieValue()
       const at = now()
       const epoch = await store.userEpoch(identity.sub)
-      const meta: SessionMeta = { ...identity, createdAt: at, absoluteExpiresAt: at + absoluteMs, epoch }
+      const meta: SessionMeta = { ...identity, userAgent: keptUserAgent(identity.userAgent), createdAt: at, absoluteExpiresAt: at + absoluteMs, epoch }
       const full: SessionSecrets = { ...secrets, csrfToken: randomBytes(32).toString('base64url') }
       const sealed = crypto.seal(JSON.stringify(full), cookie.key, cookie.handle)
       const epochOnceIndexed = await store.create({ handle: cookie.handle, meta, sealed, lastSeenAt: at }, ttlMs(meta, at))

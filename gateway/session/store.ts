@@ -1,7 +1,7 @@
 /**
  * The session store: the one interface between the gateway and its shared state.
  *
- * It deals in opaque strings. Encryption, cookies and timeouts live above it
+ * It deals in opaque values. Encryption, cookies and timeouts live above it
  * (`sessions.ts`), so a store implementation never sees a token in the clear.
  * Every method either does what it says or throws `SessionStoreUnavailable`;
  * callers fail closed on that error.
@@ -36,8 +36,8 @@ export interface StoredSession {
   /** Incremented on every replace; the compare-and-set guard against stale writers. */
   version: number
   meta: SessionMeta
-  /** Encrypted tokens, claims and CSRF token; only the cookie's key opens it. */
-  sealed: string
+  /** Encrypted tokens, claims and CSRF token, as bytes (`session-crypto.ts`); only the cookie's key opens it. */
+  sealed: Buffer
   lastSeenAt: number
   /**
    * Set when the session was revoked from elsewhere. The record stays (a tombstone) until it

@@ -25,6 +25,7 @@ import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
 import { createSessionManager } from '../../gateway/session/sessions.js'
 
 const HOUR = 3_600_000
+const bytes = (text: string) => Buffer.from(text)
 
 async function until<T> (what: string, attempt: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
@@ -49,7 +50,7 @@ function storedSession (handle: string, sub: string): Omit<StoredSession, 'versi
   return {
     handle,
     meta: { sub, sid: `idp-${sub}`, createdAt: now, absoluteExpiresAt: now + HOUR, ip: '127.0.0.1', userAgent: 'test' },
-    sealed: `sealed-${handle}`,
+    sealed: bytes(`sealed-${handle}`),
     lastSeenAt: now,
   }
 }
@@ -116,9 +117,9 @@ describe('the session store on a three-master cluster', () => {
     await ready
     // Multi-key operations (the create transaction, Lua scripts) would fail with CROSSSLOT otherwise.
     await store.create(storedSession('h{1}', 'we{ird}'), HOUR)
-    expect(await store.replace('h{1}', 1, { meta: storedSession('h{1}', 'we{ird}').meta, sealed: 'v2' }, HOUR)).toBe(true)
+    expect(await store.replace('h{1}', 1, { meta: storedSession('h{1}', 'we{ird}').meta, sealed: bytes('v2') }, HOUR)).toBe(true)
     await store.touch('h{1}', 42, HOUR)
-    expect(await store.get('h{1}')).toMatchObject({ version: 2, sealed: 'v2', lastSeenAt: 42 })
+    expect(await store.get('h{1}')).toMatchObject({ version: 2, sealed: bytes('v2'), lastSeenAt: 42 })
     expect(await store.acquireLock(keyFor.refreshLock('h{1}'), 'me', 5000)).toBe(true)
     expect(await store.renewLock(keyFor.refreshLock('h{1}'), 'me', 5000)).toBe(true)
     await store.releaseLock(keyFor.refreshLock('h{1}'), 'me')

@@ -166,7 +166,7 @@ describe('the Redis store\'s revokeByUser', () => {
         return async (...args: unknown[]) => {
           const handles = await (value as (...a: unknown[]) => Promise<string[]>).apply(target, args)
           const now = Date.now()
-          await other.create({ handle: 'indexed-meanwhile', meta: { sub, createdAt: now, absoluteExpiresAt: now + DAY, ip: '127.0.0.1', userAgent: 'test' }, sealed: 'sealed', lastSeenAt: now }, DAY)
+          await other.create({ handle: 'indexed-meanwhile', meta: { sub, createdAt: now, absoluteExpiresAt: now + DAY, ip: '127.0.0.1', userAgent: 'test' }, sealed: Buffer.from('sealed'), lastSeenAt: now }, DAY)
           return handles
         }
       },
@@ -174,7 +174,7 @@ describe('the Redis store\'s revokeByUser', () => {
     const store = createRedisStore(racing)
     opened.push(store)
     const now = Date.now()
-    await store.create({ handle: 'before', meta: { sub, createdAt: now, absoluteExpiresAt: now + DAY, ip: '127.0.0.1', userAgent: 'test' }, sealed: 'sealed', lastSeenAt: now }, DAY)
+    await store.create({ handle: 'before', meta: { sub, createdAt: now, absoluteExpiresAt: now + DAY, ip: '127.0.0.1', userAgent: 'test' }, sealed: Buffer.from('sealed'), lastSeenAt: now }, DAY)
 
     expect(await store.revokeByUser(sub, 'operator')).toEqual(['before'])
     expect((await other.listByUser(sub)).map(s => s.handle)).toEqual(['indexed-meanwhile'])

@@ -14,6 +14,8 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 
 const HOUR = 3_600_000
+// The store keeps sealed data as the bytes it was given.
+const bytes = (text: string) => Buffer.from(text)
 
 function meta (sub: string, overrides: Partial<SessionMeta> = {}): SessionMeta {
   const now = Date.now()
@@ -21,7 +23,7 @@ function meta (sub: string, overrides: Partial<SessionMeta> = {}): SessionMeta {
 }
 
 function session (handle: string, sub = 'alice', overrides: Partial<SessionMeta> = {}): Omit<StoredSession, 'version'> {
-  return { handle, meta: meta(sub, overrides), sealed: `sealed-${handle}`, lastSeenAt: Date.now() }
+  return { handle, meta: meta(sub, overrides), sealed: bytes(`sealed-${handle}`), lastSeenAt: Date.now() }
 }
 
 const until = async (check: () => Promise<boolean>, timeoutMs = 2000) => {
@@ -94,7 +96,16 @@ describe.each(subjects)('session store contract: $name', (subject) => {
     it('creates a session at version 1 and reads it back', async () => {
       await store.create(session('h1'), HOUR)
       const read = await store.get('h1')
-      expect(read).toMatchObject({ handle: 'h1', version: 1, sealed: 'sealed-h1', meta: { sub: 'alice' } })
+      expect(read).toMatchObject({ handle: 'h1', version: 1, sealed: bytes('sealed-h1'), meta: { sub: 'alice' } })
+    })
+
+    it('keeps the sealed data byte for byte, whatever the bytes', async () => {
+      const everyByte = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7) % 256))
+      await store.create({ ...session('h1'), sealed: everyByte }, HOUR)
+      expect((await store.get('h1'))!.sealed.equals(everyByte)).toBe(true)
+      const next = Buffer.from(everyByte).reverse()
+      expect(await store.replace('h1', 1, { meta: meta('alice'), sealed: next }, HOUR)).toBe(true)
+      expect((await store.get('h1'))!.sealed.equals(next)).toBe(true)
     })
 
     it('answers undefined for an unknown handle', async () => {
@@ -104,24 +115,24 @@ describe.each(subjects)('session store contract: $name', (subject) => {
     it('replaces only when the expected version matches (compare-and-set)', async () => {
       await store.create(session('h1'), HOUR)
       const current = await store.get('h1')
-      expect(await store.replace('h1', 1, { meta: current!.meta, sealed: 'v2' }, HOUR)).toBe(true)
+      expect(await store.replace('h1', 1, { meta: current!.meta, sealed: bytes('v2') }, HOUR)).toBe(true)
       // A stale writer that read version 1 must not overwrite version 2.
-      expect(await store.replace('h1', 1, { meta: current!.meta, sealed: 'stale' }, HOUR)).toBe(false)
+      expect(await store.replace('h1', 1, { meta: current!.meta, sealed: bytes('stale') }, HOUR)).toBe(false)
       const read = await store.get('h1')
-      expect(read).toMatchObject({ version: 2, sealed: 'v2' })
+      expect(read).toMatchObject({ version: 2, sealed: bytes('v2') })
     })
 
     it('never resurrects a destroyed session through replace', async () => {
       await store.create(session('h1'), HOUR)
       await store.destroy('h1')
-      expect(await store.replace('h1', 1, { meta: meta('alice'), sealed: 'x' }, HOUR)).toBe(false)
+      expect(await store.replace('h1', 1, { meta: meta('alice'), sealed: bytes('x') }, HOUR)).toBe(false)
       expect(await store.get('h1')).toBeUndefined()
     })
 
     it('touch records activity without changing version or data, and not for missing sessions', async () => {
       await store.create(session('h1'), HOUR)
       await store.touch('h1', 12345, HOUR)
-      expect(await store.get('h1')).toMatchObject({ version: 1, sealed: 'sealed-h1', lastSeenAt: 12345 })
+      expect(await store.get('h1')).toMatchObject({ version: 1, sealed: bytes('sealed-h1'), lastSeenAt: 12345 })
       await store.touch('ghost', 1, HOUR)
       expect(await store.get('ghost')).toBeUndefined()
     })
@@ -201,10 +212,10 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       expect(await store.revoke('h1', 'operator')).toBe(false)
       expect(await store.revoke('ghost', 'operator')).toBe(false)
       const tombstone = await store.get('h1')
-      expect(tombstone).toMatchObject({ revoked: 'backchannel', sealed: 'sealed-h1' })
-      expect(await store.replace('h1', 1, { meta: tombstone!.meta, sealed: 'back-from-the-dead' }, HOUR)).toBe(false)
+      expect(tombstone).toMatchObject({ revoked: 'backchannel', sealed: bytes('sealed-h1') })
+      expect(await store.replace('h1', 1, { meta: tombstone!.meta, sealed: bytes('back-from-the-dead') }, HOUR)).toBe(false)
       await store.touch('h1', 999, HOUR)
-      expect(await store.get('h1')).toMatchObject({ sealed: 'sealed-h1', revoked: 'backchannel' })
+      expect(await store.get('h1')).toMatchObject({ sealed: bytes('sealed-h1'), revoked: 'backchannel' })
       expect(await store.listByUser('alice')).toEqual([])
       expect(await store.listBySid('idp-9')).toEqual([])
     })
@@ -243,7 +254,7 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       expect((await store.get('m1'))?.refreshRequests ?? 0).toBe(0)
       expect(await store.requestRefresh('m1')).toBe(true)
       expect(await store.requestRefresh('m1')).toBe(true)
-      expect(await store.get('m1')).toMatchObject({ version: 1, sealed: 'sealed-m1', refreshRequests: 2 })
+      expect(await store.get('m1')).toMatchObject({ version: 1, sealed: bytes('sealed-m1'), refreshRequests: 2 })
     })
 
     it('keeps the marks when the tokens are replaced, so a refresh that started before a request cannot clear it', async () => {
@@ -251,8 +262,8 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       expect(await store.requestRefresh('m2')).toBe(true)
       expect(await store.forgetAcr('m2')).toBe(true)
       const current = await store.get('m2')
-      expect(await store.replace('m2', 1, { meta: current!.meta, sealed: 'v2' }, HOUR)).toBe(true)
-      expect(await store.get('m2')).toMatchObject({ version: 2, sealed: 'v2', refreshRequests: 1, acrForgotten: true })
+      expect(await store.replace('m2', 1, { meta: current!.meta, sealed: bytes('v2') }, HOUR)).toBe(true)
+      expect(await store.get('m2')).toMatchObject({ version: 2, sealed: bytes('v2'), refreshRequests: 1, acrForgotten: true })
     })
 
     it('makes a live session forget its acr, for good', async () => {

@@ -9,6 +9,7 @@ import { createHandoffCodes, HANDOFF_CODE_TTL_MS } from '../../gateway/session/h
 import { createMemoryStore } from '../../gateway/session/memory-store.js'
 import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
 import type { SignedIn } from '../../gateway/session/active-session.js'
+import { sealFormat1 } from '../helpers/format-1-seal.js'
 
 const signedIn: SignedIn = {
   identity: { sub: 'alice', sid: 'idp-session-1' },
@@ -20,6 +21,8 @@ function pkce () {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') }
 }
 
+const SECRET = 'handoff-test-secret-0123456789-abcdefgh'
+
 function setup () {
   let clock = Date.UTC(2030, 0, 1)
   const now = () => clock
@@ -30,7 +33,7 @@ function setup () {
       saveHandoff: async (id, value, ttlMs) => { saved.push(id, value); await store.saveHandoff(id, value, ttlMs) },
       takeHandoff: (id) => store.takeHandoff(id),
     },
-    crypto: createSessionCrypto(['handoff-test-secret-0123456789-abcdefgh']),
+    crypto: createSessionCrypto([SECRET]),
     epochs: store,
     now,
   })
@@ -94,5 +97,15 @@ describe('handoff codes', () => {
     const code = await codes.issue(signedIn, pkce().challenge)
     const stored = saved.join('\n')
     for (const secret of [code, 'access-token-secret', 'refresh-token-secret', 'Alice']) expect(stored).not.toContain(secret)
+  })
+
+  it('redeem a code the version before issued (its grant sealed in format 1) during an upgrade', async () => {
+    const { codes, store } = setup()
+    const { verifier, challenge } = pkce()
+    const code = randomBytes(32).toString('base64url')
+    const id = createHash('sha256').update(code).digest('base64url')
+    const sealed = sealFormat1(SECRET, JSON.stringify(signedIn), Buffer.from(code, 'base64url'), id)
+    await store.saveHandoff(id, JSON.stringify({ codeChallenge: challenge, epoch: 0, expiresAt: Date.UTC(2030, 0, 1) + 60_000, sealed }), 60_000)
+    expect(await codes.redeem(code, verifier)).toEqual(signedIn)
   })
 })

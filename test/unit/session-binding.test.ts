@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { bindingMismatch } from '../../gateway/session/session-binding.js'
+import { bindingMismatch, KEPT_USER_AGENT_CHARS } from '../../gateway/session/session-binding.js'
 
 const created = { ip: '203.0.113.10', userAgent: 'Mozilla/5.0 (X11) Chrome/150' }
 
@@ -21,5 +21,13 @@ describe('session binding', () => {
     const v6 = { ip: '2001:db8:1:2::5', userAgent: 'ua' }
     expect(bindingMismatch(v6, { ip: '2001:db8:1:2::99', userAgent: 'ua' }, { ipv6Prefix: 64 })).toBeUndefined()
     expect(bindingMismatch(v6, { ip: '2001:db8:1:3::5', userAgent: 'ua' }, { ipv6Prefix: 64 })).toBe('network')
+  })
+
+  it('compares User-Agents on the part a session keeps, also for sessions that kept more', () => {
+    const long = `Mozilla/5.0 ${'x'.repeat(KEPT_USER_AGENT_CHARS)}`
+    const kept = long.slice(0, KEPT_USER_AGENT_CHARS)
+    expect(bindingMismatch({ ip: created.ip, userAgent: kept }, { ip: created.ip, userAgent: long }, {})).toBeUndefined()
+    expect(bindingMismatch({ ip: created.ip, userAgent: long }, { ip: created.ip, userAgent: long }, {})).toBeUndefined()
+    expect(bindingMismatch({ ip: created.ip, userAgent: kept }, { ip: created.ip, userAgent: `curl/8 ${'x'.repeat(KEPT_USER_AGENT_CHARS)}` }, {})).toBe('user_agent')
   })
 })

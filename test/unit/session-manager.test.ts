@@ -9,12 +9,13 @@ import { describe, expect, it } from 'vitest'
 import { createMemoryStore } from '../../gateway/session/memory-store.js'
 import { createSessionCache, type SessionCache } from '../../gateway/session/session-cache.js'
 import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
-import { decodeSessionCookie } from '../../gateway/session/session-cookie.js'
+import { decodeSessionCookie, encodeSessionCookie, newSessionCookieValue } from '../../gateway/session/session-cookie.js'
 import { createSessionManager, type SessionManager, type SessionManagerOptions, type SessionSecrets } from '../../gateway/session/sessions.js'
 import type { RevocationReason, SessionMeta, SessionStore } from '../../gateway/session/store.js'
 import { createRevocation } from '../../gateway/session/revocation.js'
 import { fakeClock, type FakeClock } from '../helpers/fake-clock.js'
 import { testRevocation } from '../helpers/revocation.js'
+import { sealFormat1 } from '../helpers/format-1-seal.js'
 
 const SECRET = 'unit-test-session-secret-0123456789-abcdefgh'
 const NEW_SECRET = 'unit-test-session-secret-rotated-0123456789'
@@ -82,8 +83,15 @@ describe('session manager: create, then load from the cookie', () => {
     expect(created.session.secrets.csrfToken).toMatch(/^[A-Za-z0-9_-]{43}$/)
     // At rest the tokens are sealed, and the store knows the session only by a handle that is not the cookie.
     const stored = await store.get(created.session.handle)
-    expect(stored?.sealed).not.toContain('access-1')
+    expect(stored!.sealed.includes('access-1')).toBe(false)
     expect(created.cookieValue).not.toContain(created.session.handle)
+  })
+
+  it('keeps the first 256 characters of a User-Agent: a client cannot make its session record as large as it likes', async () => {
+    const { sessions, store } = setup()
+    const userAgent = `Mozilla/5.0 ${'x'.repeat(5000)}`
+    const created = await sessions.create({ ...ALICE, userAgent }, TOKENS)
+    expect((await store.get(created.session.handle))!.meta.userAgent).toBe(userAgent.slice(0, 256))
   })
 
   it('two sessions of one user are two sessions: each cookie loads its own', async () => {
@@ -322,6 +330,32 @@ describe('session manager: secret rotation', () => {
     // Re-sealed once: the next load writes nothing.
     await after.sessions.load(cookieValue)
     expect((await shared.get(session.handle))?.version).toBe(2)
+  })
+})
+
+describe('session manager: sessions sealed by an older version', () => {
+  it('a session in sealed format 1, ID token and all, loads as it was and is re-sealed once in the current format, without the ID token', async () => {
+    const { sessions, store, clock } = setup()
+    // As a gateway before format 2 stored it at login.
+    const cookie = newSessionCookieValue()
+    const legacy = { ...TOKENS, idToken: 'id-token-1', csrfToken: 'csrf-1' }
+    const meta = { ...ALICE, createdAt: clock.now(), absoluteExpiresAt: clock.now() + 12 * 60 * MINUTE, epoch: 0 }
+    await store.create({ handle: cookie.handle, meta, sealed: Buffer.from(sealFormat1(SECRET, JSON.stringify(legacy), cookie.key, cookie.handle)), lastSeenAt: clock.now() }, 60 * MINUTE)
+    const cookieValue = encodeSessionCookie(cookie, createSessionCrypto([SECRET]))
+
+    const loaded = await sessions.load(cookieValue)
+    const { idToken: _dropped, ...kept } = legacy
+    expect(loaded?.secrets).toEqual(kept)
+    const resealed = (await store.get(cookie.handle))!
+    expect(resealed.version).toBe(2)
+    expect(resealed.sealed[0]).toBe(2)
+    const crypto = createSessionCrypto([SECRET])
+    expect(crypto.isStale(resealed.sealed)).toBe(false)
+    expect(JSON.parse(crypto.unseal(resealed.sealed, cookie.key, cookie.handle))).toEqual(kept)
+
+    // Re-sealed once: the next load writes nothing.
+    await setup({ store }).sessions.load(cookieValue)
+    expect((await store.get(cookie.handle))?.version).toBe(2)
   })
 })
 

@@ -99,7 +99,7 @@ function instance (store: SessionStore, clock: FakeClock, oidc: OidcClient, opti
 
 /** A signed-in alice whose access token expires at `expiresAt`; her claims hold her roles, as a login stores them. */
 async function signedIn (sessions: SessionManager, expiresAt: number, secrets: Partial<SessionSecrets> = {}) {
-  return sessions.create(ALICE, { accessToken: 'access-1', refreshToken: 'refresh-1', idToken: 'id-1', accessTokenExpiresAt: expiresAt, claims: { sub: 'alice', name: 'Alice', roles: ['user'] }, roles: ['user'], ...secrets })
+  return sessions.create(ALICE, { accessToken: 'access-1', refreshToken: 'refresh-1', accessTokenExpiresAt: expiresAt, claims: { sub: 'alice', name: 'Alice', roles: ['user'] }, roles: ['user'], ...secrets })
 }
 
 /** The memory store, announcing each token write the way the Redis store's invalidation channel does. */
@@ -145,7 +145,7 @@ describe('token refresher: what a refresh stores', () => {
     expect(stored.secrets).toEqual({
       accessToken: 'access-2',
       refreshToken: 'refresh-2',
-      idToken: 'id-2',
+      // The answer's ID token is verified for its claims, not kept: nothing reads it.
       accessTokenExpiresAt: clock.now() + HOUR_MS,
       csrfToken: session.secrets.csrfToken,
       claims: { sub: 'alice', name: 'Alice Admin', roles: ['user', 'admin'] },
@@ -157,12 +157,12 @@ describe('token refresher: what a refresh stores', () => {
     expect(stored.version).toBe(2)
   })
 
-  it('from an IdP that does not rotate (no refresh token, no ID token in the answer): the ones held are kept', async () => {
+  it('from an IdP that does not rotate (no refresh token in the answer): the one held is kept', async () => {
     const clock = fakeClock()
     const idp = tokenEndpoint(async () => ({ accessToken: 'access-2', accessTokenExpiresAt: clock.now() + HOUR_MS, idTokenClaims: { sub: 'alice', roles: ['user'] } }))
     const { sessions, refresher } = instance(createMemoryStore(clock.now), clock, idp.oidc)
     const { session } = await signedIn(sessions, clock.now())
-    expect((await refresher.ensureFresh(session)).secrets).toMatchObject({ accessToken: 'access-2', refreshToken: 'refresh-1', idToken: 'id-1' })
+    expect((await refresher.ensureFresh(session)).secrets).toMatchObject({ accessToken: 'access-2', refreshToken: 'refresh-1' })
   })
 
   it('an answer without an ID token: roles and profile from userinfo, asked with the new access token', async () => {
