@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/helpers/free-port.js'
-import { examplePolicy, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET } from '../test/helpers/gateway.js'
+import { examplePolicy, gatewayProcessEnv, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../test/helpers/gateway.js'
 import type { IdpClient } from '../upstream-mock/idp.js'
 import { startChild } from './processes.js'
 
@@ -67,21 +67,17 @@ export async function startBenchGateway (options: BenchGatewayOptions): Promise<
     const adminPort = await freePort()
     const child = await startChild('contender-gateway', {
       env: {
-        PUBLIC_URL: options.address.publicUrl,
-        HOST: '127.0.0.1',
-        PORT: String(options.address.port),
-        ADMIN_HOST: '127.0.0.1',
-        ADMIN_PORT: String(adminPort),
-        ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-        SESSION_SECRET: TEST_SESSION_SECRET,
-        REDIS_URL: options.redisUrl,
-        OIDC_ISSUER: options.issuer,
-        OIDC_CLIENT_ID: TEST_CLIENT_ID,
-        OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+        ...gatewayProcessEnv({
+          publicUrl: options.address.publicUrl,
+          port: options.address.port,
+          adminPort,
+          redisUrl: options.redisUrl,
+          issuer: options.issuer,
+          routesFile,
+          logLevel: options.logLevel,
+        }),
         // As (d): the stub's URL as the API's resource, so the IdP issues JWT access tokens, as in production.
         OIDC_AUTH_PARAMS: JSON.stringify({ resource: options.stubUrl }),
-        ROUTES_FILE: routesFile,
-        LOG_LEVEL: options.logLevel,
         LOGIN_RATE_LIMIT: UNREACHABLE_LOGIN_RATE_LIMIT,
         ...options.env,
       },

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startIdentityProvider, type IdentityProvider } from '../upstream-mock/idp.js'
 import { freePort } from '../test/helpers/free-port.js'
-import { examplePolicy, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET } from '../test/helpers/gateway.js'
+import { examplePolicy, gatewayProcessEnv, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../test/helpers/gateway.js'
 import { HttpBrowser } from '../test/helpers/http-browser.js'
 import { loginThroughIdp } from '../test/helpers/login-flow.js'
 import type { CookieMix } from './cookie-mix.js'
@@ -224,20 +224,8 @@ export async function gatewayContender (options: GatewayContenderOptions): Promi
     await writeFile(routesFile, JSON.stringify(benchPolicy(options.stubUrl)))
     const adminPort = await freePort()
     const env = {
-      PUBLIC_URL: publicUrl,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      ADMIN_HOST: '127.0.0.1',
-      ADMIN_PORT: String(adminPort),
-      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-      SESSION_SECRET: TEST_SESSION_SECRET,
-      REDIS_URL: options.redisUrl,
-      OIDC_ISSUER: idp.issuer,
-      OIDC_CLIENT_ID: TEST_CLIENT_ID,
-      OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+      ...gatewayProcessEnv({ publicUrl, port, adminPort, redisUrl: options.redisUrl, issuer: idp.issuer, routesFile, logLevel: options.logLevel }),
       OIDC_AUTH_PARAMS: JSON.stringify({ resource: options.stubUrl }),
-      ROUTES_FILE: routesFile,
-      LOG_LEVEL: options.logLevel,
     }
     child = await startChild('contender-gateway', { env })
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../helpers/free-port.js'
-import { TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_SESSION_SECRET, type RoutePolicyJson } from '../helpers/gateway.js'
+import { gatewayProcessEnv, type RoutePolicyJson } from '../helpers/gateway.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SHIFTED_CLOCK = fileURLToPath(new URL('./shifted-clock.ts', import.meta.url))
@@ -59,19 +59,15 @@ export async function startGatewayProcess (options: GatewayProcessOptions): Prom
   const adminPort = options.adminPort ?? await freePort()
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
-    PUBLIC_URL: options.publicUrl,
-    HOST: '127.0.0.1',
-    PORT: String(options.port),
-    ADMIN_HOST: '127.0.0.1',
-    ADMIN_PORT: String(adminPort),
-    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-    SESSION_SECRET: TEST_SESSION_SECRET,
-    REDIS_URL: options.redisUrl,
-    OIDC_ISSUER: options.issuer,
-    OIDC_CLIENT_ID: TEST_CLIENT_ID,
-    OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
-    ROUTES_FILE: routesFile,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    ...gatewayProcessEnv({
+      publicUrl: options.publicUrl,
+      port: options.port,
+      adminPort,
+      redisUrl: options.redisUrl,
+      issuer: options.issuer,
+      routesFile,
+      logLevel: process.env.TEST_LOG_LEVEL ?? 'warn',
+    }),
     LOGIN_RATE_LIMIT: '100000',
     // No load balancer waits to take it out of rotation, unless a test puts one there (and sets its own).
     SHUTDOWN_DELAY: '0',

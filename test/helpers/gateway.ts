@@ -27,6 +27,39 @@ export function gatewayClient (publicUrl: string): IdpClient {
   }
 }
 
+/** Where a gateway process listens and what it talks to: the rest of its environment is the tests' own. */
+export interface GatewayProcessAddresses {
+  publicUrl: string
+  port: number
+  adminPort: number
+  redisUrl: string
+  issuer: string
+  routesFile: string
+  logLevel: string
+}
+
+/**
+ * The environment of a gateway process on loopback with the test client, secret and admin token
+ * (test/faults, bench): the one place these variables are put together for a child process.
+ */
+export function gatewayProcessEnv (addresses: GatewayProcessAddresses): Record<string, string> {
+  return {
+    PUBLIC_URL: addresses.publicUrl,
+    HOST: '127.0.0.1',
+    PORT: String(addresses.port),
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: String(addresses.adminPort),
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    SESSION_SECRET: TEST_SESSION_SECRET,
+    REDIS_URL: addresses.redisUrl,
+    OIDC_ISSUER: addresses.issuer,
+    OIDC_CLIENT_ID: TEST_CLIENT_ID,
+    OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    ROUTES_FILE: addresses.routesFile,
+    LOG_LEVEL: addresses.logLevel,
+  }
+}
+
 export interface RoutePolicyJson {
   routes: Array<Record<string, unknown>>
 }
