@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import type { LoginReport } from '../../bench/login-contenders.js'
 import type { LoadResult } from '../../bench/protocol.js'
 import type { RefreshSummary } from '../../bench/refresh-checks.js'
-import { loginTargets, markdown, refreshTargets, targetLines, type BenchReport, type ContenderResult } from '../../bench/report.js'
+import { loginTargets, markdown, MISSES_EXPLAINED, refreshTargets, targetLines, type BenchReport, type ContenderResult } from '../../bench/report.js'
 import type { ContenderKey } from '../../bench/contenders.js'
 
 const load = { type: 'result', id: 0, requestsPerSecond: 0, p50Ms: 0, p99Ms: 0, maxMs: 0, total: 0, non2xx: 0, errors: 0, timeouts: 0, mismatches: 0, statusCodes: {} } satisfies LoadResult
@@ -50,6 +51,15 @@ describe('the refresh and sign-in targets', () => {
     const lines = targetLines(refreshTargets([contender('d', 3000, 5), contender('i', 2800, 9)], refresh({ serverErrors: 3 })))
     expect(lines).toContain('MISS refresh: 5xx answers: 3 (target <= 0)')
     expect(lines).toContain('PASS refresh p99 vs gateway hot path (d): 1.80× (target <= 2×)')
+  })
+
+  it('points every run with a missed target at the measured explanation, and a clean run at nothing', () => {
+    const missed = targetLines(refreshTargets([contender('d', 3000, 5), contender('i', 2800, 9)], refresh({ serverErrors: 3 })))
+    expect(missed).toContain(`Why a target is missed, measured: ${MISSES_EXPLAINED}`)
+    const [file, anchor] = MISSES_EXPLAINED.split('#') as [string, string]
+    const headings = readFileSync(file, 'utf8').split('\n').filter(line => line.startsWith('#'))
+    expect(headings.map(h => h.replace(/^#+ /, '').toLowerCase().replace(/[^a-z0-9 -]/g, '').replaceAll(' ', '-'))).toContain(anchor)
+    expect(targetLines(refreshTargets([contender('d', 3000, 5), contender('i', 2800, 9)], refresh()))).not.toContain('Why a target')
   })
 
   it('holds sign-ins through the gateway to 0.8× the IdP\'s own rate', () => {
