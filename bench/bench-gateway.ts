@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/helpers/free-port.js'
-import { examplePolicy, gatewayProcessEnv, TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../test/helpers/gateway.js'
+import { examplePolicy, gatewayProcessEnv, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../test/helpers/gateway.js'
 import type { IdpClient } from '../upstream-mock/idp.js'
 import { startChild } from './processes.js'
 
@@ -53,9 +53,8 @@ export interface BenchGatewayOptions {
 export interface BenchGateway {
   url: string
   pid: number | undefined
-  /** The admin listener's `/metrics`, with the admin token it needs. */
+  /** The admin listener's `/metrics` (read with the test admin token). */
   metricsUrl: string
-  metricsHeaders: Record<string, string>
   stop (): Promise<void>
 }
 
@@ -86,7 +85,6 @@ export async function startBenchGateway (options: BenchGatewayOptions): Promise<
       url: options.address.publicUrl,
       pid: child.process.pid,
       metricsUrl: `http://127.0.0.1:${adminPort}/metrics`,
-      metricsHeaders: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
       async stop () {
         await child.stop()
         await rm(dir, { recursive: true, force: true })

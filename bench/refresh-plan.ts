@@ -53,10 +53,6 @@ export class SessionRing {
     this.#restMs = restMs
   }
 
-  get size (): number {
-    return this.#cookies.length
-  }
-
   /** The next `count` sessions of the ring; they are the caller's until released. */
   take (count: number): TakenSessions {
     if (count > this.#cookies.length) throw new Error(`a run needs ${count} sessions; the ring has ${this.#cookies.length}`)

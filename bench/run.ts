@@ -84,8 +84,7 @@ async function measure (settings: BenchSettings, load: LoadClient, contenders: C
       const per1000 = (from?: number, to?: number, scale = 1) =>
         from !== undefined && to !== undefined && result.total > 0 ? (to - from) * scale * 1000 / result.total : undefined
       const gcMs = per1000(before.gcSeconds, after.gcSeconds, 1000)
-      // Minus the one INFO command that read the counter.
-      const commands = per1000(before.redisCommands, after.redisCommands === undefined ? undefined : after.redisCommands - 1)
+      const commands = per1000(before.redisCommands, after.redisCommands)
       if (gcMs !== undefined) gc.get(contender.key)?.push(gcMs)
       if (commands !== undefined) redisCommands.get(contender.key)?.push(commands)
       const cache = before.sessionCache && after.sessionCache ? sessionCacheSlice(before.sessionCache, after.sessionCache) : undefined

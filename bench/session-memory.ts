@@ -16,7 +16,7 @@ import { decodeSessionCookie } from '../gateway/session/session-cookie.js'
 import { TEST_SESSION_SECRET } from '../test/helpers/gateway.js'
 import { signInWithNarrowedTokens, startNarrowedStack } from '../test/helpers/narrowed-session.js'
 
-const COUNT = Number(process.env.BENCH_SESSIONS ?? 100_000)
+const COUNT = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
 const BATCH = 1000
 
 const usedMemory = async (redis: Redis) => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])

@@ -56,7 +56,7 @@ export interface BenchSettings {
   loginRounds: number
 }
 
-/** N for the many-users contenders, well above the default session cache (10 000 sessions). */
+/** N for the many-users contenders, well above what the default session cache holds (64 MiB: about 24 600 sessions). */
 export const DEFAULT_SESSIONS = 50_000
 /** `--many-sizes`: the issue's two sizes, for the cache's hit rate and memory per session at each. */
 export const MANY_SIZES: readonly number[] = [50_000, 500_000]
@@ -65,7 +65,7 @@ export const USAGE = `usage: npm run bench -- [--quick] [--no-storm] [--no-refre
                         [--sessions N[,N…] | --many-sizes]
 
   --quick      smoke run: 1 s warm-up, 1 round of 2 s, one storm; writes bench/results/quick.{json,md}
-  --control    A/A run: (d) is a second bare proxy instead of the gateway, no storm; the ratios of
+  --control    A/A run: (d) is a second bare proxy instead of the gateway, no (e)–(i), sign-ins or storm; the ratios of
                (d) to (b) are then the machine's noise. Writes bench/results/control.{json,md}
   --no-storm   skip the refresh-storm scenario
   --no-refresh skip contender (i), the gateway refreshing many sessions' expiring tokens

@@ -7,7 +7,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { InvalidGrant, InvalidRequest } from '../errors.js'
+import { AccountDisabled, InvalidGrant, InvalidRequest } from '../errors.js'
 import { createDpopProofChecker } from '../session/dpop-proof.js'
 
 export interface NativeSessionRoutesOptions {
@@ -56,6 +56,13 @@ async function nativeSessionRoutes (app: FastifyInstance, options: NativeSession
       dpopJkt: jkt,
       ...(exchange.deviceName !== undefined ? { deviceName: exchange.deviceName } : {}),
     }, signedIn.secrets)
+    // Disabled while this sign-in was finishing: as at the browser's callback, the disable may have
+    // looked for the user's sessions before this one was indexed, so it is ended here instead.
+    if (await app.accounts.isDisabled(session.meta.sub)) {
+      await app.revocation.revoke({ session, reason: 'account_disabled' })
+      audit('login_failed', { reason: 'account_disabled', sub: session.meta.sub, ip: request.ip, client: 'native' })
+      throw new AccountDisabled()
+    }
     audit('login', { sub: session.meta.sub, session: session.handle, ip: request.ip, client: 'native' })
     reply.header('cache-control', 'no-store')
     return {

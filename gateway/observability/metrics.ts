@@ -45,7 +45,12 @@ export interface GatewayMetrics {
   /** As above; `reason`: `rejected`, `not_granted` or `idp_unavailable`. */
   upstreamTokenFailures: Counter<'audience' | 'type' | 'reason'>
   /** Forwarded requests whose token was already kept (no token call); `audience` may also be `session` (the session's own token). */
-  upstreamTokenCacheHits: Counter<'audience' | 'type'>
+  /**
+   * The cell that counts requests sent with a kept token for these labels (audiences come from the
+   * policy, so they are bounded). A hit on the hot path is `cell.n += 1`; the counter reads every
+   * cell at scrape time.
+   */
+  upstreamTokenCacheHitCell (labels: TokenCacheHitLabels): { n: number }
   storeErrors: Counter
   /** `status`: `active` or `disabled`; `source`: an `AccountChangeSource` (`operator`, `security_event`). */
   accountStatusChanges: Counter<'status' | 'source'>
@@ -69,10 +74,28 @@ export interface GatewayMetrics {
 
 const SESSION_COUNT_CACHE_MS = 15_000
 
+export interface TokenCacheHitLabels {
+  audience: string
+  type: 'user' | 'client'
+}
+
 export function createMetrics (): GatewayMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'bff_' })
   const registers = [registry]
+  const tokenCacheHitCells = new Map<string, { labels: TokenCacheHitLabels, n: number }>()
+  // eslint-disable-next-line no-new -- registered with the registry, which keeps it
+  new Counter({
+    name: 'bff_upstream_token_cache_hits_total',
+    help: 'Forwarded requests sent with a token already kept (in the session, or the instance for client tokens), by audience and token type',
+    labelNames: ['audience', 'type'],
+    registers,
+    // The cells hold the totals: the counter is set to them, not added to.
+    collect () {
+      this.reset()
+      for (const { labels, n } of tokenCacheHitCells.values()) this.inc({ ...labels }, n)
+    },
+  })
   return {
     registry,
     httpRequests: new Counter({
@@ -125,12 +148,15 @@ export function createMetrics (): GatewayMetrics {
       labelNames: ['audience', 'type', 'reason'],
       registers,
     }),
-    upstreamTokenCacheHits: new Counter({
-      name: 'bff_upstream_token_cache_hits_total',
-      help: 'Forwarded requests sent with a token already kept (in the session, or the instance for client tokens), by audience and token type',
-      labelNames: ['audience', 'type'],
-      registers,
-    }),
+    upstreamTokenCacheHitCell (labels) {
+      const key = `${labels.type}\n${labels.audience}`
+      let cell = tokenCacheHitCells.get(key)
+      if (cell === undefined) {
+        cell = { labels, n: 0 }
+        tokenCacheHitCells.set(key, cell)
+      }
+      return cell
+    },
     storeErrors: new Counter({ name: 'bff_session_store_errors_total', help: 'Session store operations that failed', registers }),
     accountStatusChanges: new Counter({
       name: 'bff_account_status_changes_total',

@@ -12,7 +12,7 @@ import type { GatewayTracing } from './tracing.js'
 import { upstreamTracingInterceptor } from './upstream-tracing.js'
 
 // Identity-provider methods that only read what discovery already fetched: no call worth a span.
-const LOCAL_IDP_METHODS = new Set(['ready', 'jwksUri', 'endSessionUrl'])
+const LOCAL_IDP_METHODS = new Set(['ready', 'jwksUri', 'endSessionUrl', 'newLoginChallenge'])
 
 export interface TracingHooks {
   /** The session store, a span per operation (`store.get`, `store.acquireLock`, …). */

@@ -252,8 +252,9 @@ export function createGate (options: GateOptions) {
   }
 
   // The rule comes first (without refusing yet): the route's token type says whether a session is needed,
-  // and a prefix a reload dropped is a 404 with or without a session, like one that never was.
-  const checks: readonly Check[] = [rule, session, csrf, shape, allowedAtAll, freshToken, roles, stepUp, credential, admit]
+  // and a prefix a reload dropped is a 404 with or without a session, like one that never was. The
+  // request's shape next: a body over the limit or a `_method` is refused before any session is read.
+  const checks: readonly Check[] = [rule, shape, session, csrf, allowedAtAll, freshToken, roles, stepUp, credential, admit]
 
   return function gate (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
     runChecks(checks, 0, {

@@ -12,10 +12,10 @@
  */
 import { unescape as decodeFormComponent } from 'node:querystring'
 
-/** Request headers that name another method or path for the upstream to use. */
 /** Why a request carrying `_method` is refused on a route that does not allow it. */
 export const METHOD_PARAM_REFUSED = 'A _method parameter would make the upstream use another method than this request\'s; this route does not allow it'
 
+/** Request headers that name another method or path for the upstream to use. */
 export const METHOD_OVERRIDE_HEADERS = [
   'x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method',
   'x-original-url', 'x-rewrite-url', 'x-override-url',

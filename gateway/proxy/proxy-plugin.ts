@@ -82,25 +82,25 @@ export default async function proxyPlugin (app: FastifyInstance, options: ProxyP
     }
   }
 
-  // Per route object (each policy, a reloaded one too, has its own), its counter of requests sent with a
-  // kept token; audiences come from the policy, so the labels are bounded.
-  const cacheHits = new WeakMap<CompiledRoute, { inc (): void }>()
-  const cacheHitCounter = (route: CompiledRoute) => {
-    let counter = cacheHits.get(route)
-    if (counter === undefined) {
-      counter = metrics.upstreamTokenCacheHits.labels({
+  // Per route object (each policy, a reloaded one too, has its own), the cell counting its requests sent
+  // with a kept token: a hit, on nearly every forwarded request, is one increment, read at scrape time.
+  const cacheHits = new WeakMap<CompiledRoute, { n: number }>()
+  const cacheHitCell = (route: CompiledRoute) => {
+    let cell = cacheHits.get(route)
+    if (cell === undefined) {
+      cell = metrics.upstreamTokenCacheHitCell({
         audience: route.token.audience ?? (route.token.type === 'client' ? 'default' : 'session'),
         type: route.token.type === 'client' ? 'client' : 'user',
       })
-      cacheHits.set(route, counter)
+      cacheHits.set(route, cell)
     }
-    return counter
+    return cell
   }
   const gate = createGate({
     policy: routePolicy,
     userTokens: app.userTokens,
     clientTokens: app.clientTokens,
-    tokenCacheHit: (route) => cacheHitCounter(route).inc(),
+    tokenCacheHit: (route) => { cacheHitCell(route).n += 1 },
     checkCsrf: app.checkCsrf,
     bodyLimit: options.bodyLimit,
     publicOrigin: publicUrl.origin,

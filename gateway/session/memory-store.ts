@@ -119,9 +119,10 @@ export function createMemoryStore (now: () => number = Date.now): SessionStore {
     },
     async touch (handle, lastSeenAt, ttlMs) {
       const entry = sessions.get(handle)
-      if (!entry || entry.expiresAt <= now() || entry.value.revoked) return
+      if (!entry || entry.expiresAt <= now() || entry.value.revoked) return false
       entry.value.lastSeenAt = lastSeenAt
       entry.expiresAt = now() + ttlMs
+      return true
     },
     async destroy (handle) {
       return removeSession(handle)

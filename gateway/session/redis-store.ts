@@ -229,7 +229,7 @@ export function createRedisStore (connection: RedisConnection, options: RedisSto
       return written === 1
     }),
     touch: (handle, lastSeenAt, ttlMs) => guarded(async () => {
-      await redis.bffTouchIfExists(keyFor.session(handle), lastSeenAt, ttlMs)
+      return (await redis.bffTouchIfExists(keyFor.session(handle), lastSeenAt, ttlMs)) === 1
     }),
     destroy: (handle) => guarded(async () => {
       const meta = await redis.hget(keyFor.session(handle), 'meta')

@@ -38,7 +38,10 @@ export type Touched =
   | { outcome: 'not_due' }
   /** Activity recorded: re-send the cookie with this Max-Age, so it never outlives the session. */
   | { outcome: 'recorded', maxAgeSeconds: number }
-  /** The user's sessions were all ended after this one was made: it is now a tombstone. */
+  /**
+   * Not to be served: revoked or expired since the request read it, or the user's sessions were all
+   * ended after this one was made (it is now a tombstone).
+   */
   | { outcome: 'ended' }
 
 export interface NewSession {
@@ -277,16 +280,28 @@ export function createSessionManager (options: SessionManagerOptions): SessionMa
     },
     async touch (session) {
       const at = now()
-      if (at - session.lastSeenAt < touchIntervalMs) return { outcome: 'not_due' }
-      // The user's epoch beside the touch (another slot, so sent alongside, not after it): a
-      // session the user's index lost (Redis lost the write in a failover, or an operator deleted
-      // the key) is still ended by "log out everywhere", at its first touch after it.
-      const [, userEpoch] = await Promise.all([store.touch(session.handle, at, ttlMs(session.meta, at)), store.userEpoch(session.meta.sub)])
+      const previous = session.lastSeenAt
+      if (at - previous < touchIntervalMs) return { outcome: 'not_due' }
+      // Claimed before the round trip: the requests a cached session serves meanwhile find it not
+      // due, so one touch goes out, not one per request in flight. Given back if the store fails.
+      session.lastSeenAt = at
+      let live: boolean
+      let userEpoch: number
+      try {
+        // The user's epoch beside the touch (another slot, so sent alongside, not after it): a
+        // session the user's index lost (Redis lost the write in a failover, or an operator deleted
+        // the key) is still ended by "log out everywhere", at its first touch after it.
+        [live, userEpoch] = await Promise.all([store.touch(session.handle, at, ttlMs(session.meta, at)), store.userEpoch(session.meta.sub)])
+      } catch (error) {
+        session.lastSeenAt = previous
+        throw error
+      }
+      // Revoked or expired since this request read it (from the store or the cache): not served.
+      if (!live) return { outcome: 'ended' }
       if ((session.meta.epoch ?? 0) < userEpoch) {
         await endOwn(session, 'epoch')
         return { outcome: 'ended' }
       }
-      session.lastSeenAt = at
       session.idleExpiresAt = Math.min(at + idleMs, session.meta.absoluteExpiresAt)
       return { outcome: 'recorded', maxAgeSeconds: manager.cookieMaxAgeSeconds(session) }
     },

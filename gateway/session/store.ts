@@ -69,8 +69,11 @@ export interface SessionRecords {
   get (handle: string): Promise<StoredSession | undefined>
   /** Compare-and-set: writes only if the stored version is still `expectedVersion`. */
   replace (handle: string, expectedVersion: number, next: Pick<StoredSession, 'meta' | 'sealed'>, ttlMs: number): Promise<boolean>
-  /** Records activity and extends the idle expiry, without touching the sealed data. */
-  touch (handle: string, lastSeenAt: number, ttlMs: number): Promise<void>
+  /**
+   * Records activity and extends the idle expiry, without touching the sealed data; false when there
+   * is no live session (it expired or was revoked since it was read).
+   */
+  touch (handle: string, lastSeenAt: number, ttlMs: number): Promise<boolean>
   destroy (handle: string): Promise<boolean>
   /** Turns a live session into a tombstone; false when there was no live session. */
   revoke (handle: string, reason: RevocationReason): Promise<boolean>

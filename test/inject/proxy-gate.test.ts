@@ -51,6 +51,21 @@ describe('proxy gate: refused, and the upstream never contacted', () => {
     expect(upstream.requests).toEqual([])
   })
 
+  it.each([
+    ['without a session', () => ({})],
+    ['with a session but no CSRF token', () => ({ cookie: alice.cookie })],
+  ])('a declared body over the limit (%s): 413 before any session check, and the connection is closed', async (_case, headers) => {
+    const response = await harness.app.inject({
+      method: 'POST',
+      url: '/api/orders',
+      headers: { ...headers(), 'content-type': 'application/json', 'content-length': String(2 * 1024 * 1024) },
+      payload: '{}',
+    })
+    expect(response.statusCode).toBe(413)
+    expect(response.headers.connection).toBe('close')
+    expect(upstream.requests).toEqual([])
+  })
+
   it.each(['/nope/orders', '/apix/orders'])('GET %s (no such prefix): 404 not_found', async (url) => {
     const response = await harness.app.inject({ url, headers: as(alice) })
     expect(response.statusCode).toBe(404)

@@ -12,6 +12,8 @@ import { signIn, waitFor } from '../helpers/sign-in.js'
 import { HttpBrowser } from '../helpers/http-browser.js'
 import { capture, startLogin } from '../helpers/login-flow.js'
 import { TEST_ADMIN_TOKEN } from '../helpers/gateway.js'
+import { keyFor } from '../../gateway/session/keys.js'
+import { Redis } from 'ioredis'
 import { APP_REDIRECT_URI, APP_USER_AGENT, dpopProof, nativeHandoff, NativeApp, newAppKey, newPkce, redeem } from '../helpers/native-app.js'
 
 const CLAIMED_HTTPS_REDIRECT = 'https://app.example.com/native/done'
@@ -136,6 +138,23 @@ describe('POST /bff/native/session', () => {
 
     const again = await redeem(publicUrl, key, { code: handoff.code, code_verifier: handoff.pkce.verifier })
     expect(await errorOf(again)).toEqual({ status: 400, error: 'invalid_grant' })
+  })
+
+  it('refuses with 403 account_disabled a sign-in whose account was disabled while it finished (the flag set, its sessions not yet ended)', async () => {
+    const key = await newAppKey()
+    const handoff = await nativeHandoff(publicUrl, { username: 'bob' })
+    // The instant inside a disable between setting the flag and ending the user's sessions: the
+    // handoff's epoch still holds, so only a look at the flag after the session exists refuses it.
+    const redis = new Redis(stack.redis!.url)
+    try {
+      await redis.set(keyFor.accountDisabled('bob'), '1')
+      expect(await errorOf(await redeem(publicUrl, key, { code: handoff.code, code_verifier: handoff.pkce.verifier }))).toEqual({ status: 403, error: 'account_disabled' })
+      const listed = await (await admin('/admin/users/bob/sessions')).json() as { sessions: unknown[] }
+      expect(listed.sessions).toEqual([])
+    } finally {
+      await redis.del(keyFor.accountDisabled('bob'))
+      redis.disconnect()
+    }
   })
 
   it('refuses a wrong verifier with invalid_grant, and the code is spent', async () => {

@@ -131,9 +131,9 @@ describe.each(subjects)('session store contract: $name', (subject) => {
 
     it('touch records activity without changing version or data, and not for missing sessions', async () => {
       await store.create(session('h1'), HOUR)
-      await store.touch('h1', 12345, HOUR)
+      expect(await store.touch('h1', 12345, HOUR)).toBe(true)
       expect(await store.get('h1')).toMatchObject({ version: 1, sealed: bytes('sealed-h1'), lastSeenAt: 12345 })
-      await store.touch('ghost', 1, HOUR)
+      expect(await store.touch('ghost', 1, HOUR)).toBe(false)
       expect(await store.get('ghost')).toBeUndefined()
     })
 
@@ -214,7 +214,7 @@ describe.each(subjects)('session store contract: $name', (subject) => {
       const tombstone = await store.get('h1')
       expect(tombstone).toMatchObject({ revoked: 'backchannel', sealed: bytes('sealed-h1') })
       expect(await store.replace('h1', 1, { meta: tombstone!.meta, sealed: bytes('back-from-the-dead') }, HOUR)).toBe(false)
-      await store.touch('h1', 999, HOUR)
+      expect(await store.touch('h1', 999, HOUR)).toBe(false)
       expect(await store.get('h1')).toMatchObject({ sealed: bytes('sealed-h1'), revoked: 'backchannel' })
       expect(await store.listByUser('alice')).toEqual([])
       expect(await store.listBySid('idp-9')).toEqual([])

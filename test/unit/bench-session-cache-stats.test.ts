@@ -48,11 +48,11 @@ describe('the session-cache numbers the bench reads from a gateway\'s /metrics',
 })
 
 describe('Redis commands on the request path', () => {
-  it('leaves out every gateway\'s heartbeat PING and the metrics\' SCAN', () => {
+  it('leaves out every gateway\'s heartbeat PING, the metrics\' SCAN and the counter\'s own INFO', () => {
     const info = [
-      '# Stats', 'total_connections_received:9', 'total_commands_processed:1500',
+      '# Stats', 'total_connections_received:9', 'total_commands_processed:1502',
       '# Commandstats', 'cmdstat_ping:calls=300,usec=10,usec_per_call=0.03', 'cmdstat_scan:calls=200,usec=5000',
-      'cmdstat_hgetall:calls=1000,usec=2000', 'cmdstat_pingx:calls=7,usec=1',
+      'cmdstat_hgetall:calls=1000,usec=2000', 'cmdstat_pingx:calls=7,usec=1', 'cmdstat_info:calls=2,usec=90',
     ].join('\r\n')
     expect(requestPathCommands(info)).toBe(1000)
     expect(requestPathCommands('total_commands_processed:42\r\n')).toBe(42)

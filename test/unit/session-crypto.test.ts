@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib'
 import { createSessionCrypto } from '../../gateway/session/session-crypto.js'
 import { SEALED_DICTIONARY } from '../../gateway/session/sealed-dictionary.js'
 import { decodeSessionCookie, encodeSessionCookie, handleOf, newSessionCookieValue } from '../../gateway/session/session-cookie.js'
@@ -63,6 +64,9 @@ describe('encryption at rest', () => {
     const key = randomBytes(32)
     const sealed = crypto.seal('{"accessToken":"secret-token"}', key, 'handle-1')
     expect(sealed.includes('secret-token')).toBe(false)
+    // Compressed is not encrypted: neither may the compressed plaintext stand in the sealed bytes.
+    const compressed = deflateRawSync('{"accessToken":"secret-token"}', { level: zlibConstants.Z_BEST_COMPRESSION, dictionary: SEALED_DICTIONARY })
+    expect(sealed.includes(compressed)).toBe(false)
     expect(crypto.unseal(sealed, key, 'handle-1')).toBe('{"accessToken":"secret-token"}')
     expect(() => crypto.unseal(sealed, randomBytes(32), 'handle-1')).toThrow()
     expect(() => crypto.unseal(sealed, key, 'handle-2')).toThrow()

@@ -189,6 +189,38 @@ describe('session manager: touch', () => {
     expect(await sessions.touch(active)).toEqual({ outcome: 'recorded', maxAgeSeconds: 600 })
     expect(active.idleExpiresAt).toBe(active.meta.absoluteExpiresAt)
   })
+
+  it('sends one touch for the requests in flight on one session, and lets the next request retry when the store failed', async () => {
+    const clock = fakeClock()
+    const counted = countingStore(createMemoryStore(clock.now))
+    const { sessions } = setup({ idleSeconds: 300, store: counted.store, clock })
+    const { cookieValue } = await sessions.create(ALICE, TOKENS)
+    clock.advance(30 * SECOND)
+    const loaded = (await sessions.load(cookieValue))!
+    counted.calls.length = 0
+    const touches = await Promise.all([sessions.touch(loaded), sessions.touch(loaded), sessions.touch(loaded)])
+    expect(touches).toEqual([{ outcome: 'recorded', maxAgeSeconds: 300 }, { outcome: 'not_due' }, { outcome: 'not_due' }])
+    expect(counted.calls.filter(call => call === 'touch')).toHaveLength(1)
+
+    clock.advance(30 * SECOND)
+    const failing = { ...loaded, lastSeenAt: loaded.lastSeenAt }
+    const original = counted.store.touch
+    counted.store.touch = () => Promise.reject(new Error('store down'))
+    await expect(sessions.touch(failing)).rejects.toThrow('store down')
+    counted.store.touch = original
+    expect(sessions.touchDue(failing)).toBe(true)
+  })
+
+  it('ends a session revoked after this request read it: its due touch finds no live session to record', async () => {
+    const { sessions, store, clock } = setup({ idleSeconds: 300 })
+    const { cookieValue, session } = await sessions.create(ALICE, TOKENS)
+    clock.advance(30 * SECOND)
+    const loaded = (await sessions.load(cookieValue))!
+    const seenBefore = loaded.lastSeenAt
+    await store.revoke(session.handle, 'operator')
+    expect(await sessions.touch(loaded)).toEqual({ outcome: 'ended' })
+    expect((await store.get(session.handle))?.lastSeenAt).toBe(seenBefore)
+  })
 })
 
 describe('session manager: saveSecrets is compare-and-set', () => {
